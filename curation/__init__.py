@@ -1,0 +1,1 @@
+"""Curation: turn web crawls (WARC) plus DataComp-style metadata into timestamped, filtered pools."""

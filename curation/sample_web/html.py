@@ -1,0 +1,79 @@
+"""HTML for the sample web's pages: the many ways real pages embed an image.
+
+Every pool image is written so that the documented extraction rule recovers exactly its
+URL and whitespace-normalised alt text:
+  url  = resolve(base or page URL, src)            if src is usable (not empty, not data:/javascript:)
+       = resolve(..., data-src | data-lazy-src | data-original)   for lazy-loading placeholders
+       = resolve(..., largest candidate of srcset)  when there is no usable src
+  text = " ".join(html_unescape(alt).split())
+"""
+from __future__ import annotations
+
+from html import escape
+
+LAZY_PLACEHOLDER = "data:image/gif;base64,R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7"
+
+# Presentation kinds for a pool image on a page.
+PLAIN, PROTO_REL, BASE_REL, LAZY, LAZY_NOSCRIPT, SRCSET, SRCSET_ONLY, UPPER = range(8)
+PRESENTATION_P = (0.72, 0.05, 0.06, 0.06, 0.03, 0.05, 0.01, 0.02)
+
+
+def attr(value: str) -> str:
+    return escape(value, quote=True)
+
+
+def small_variant(url: str) -> str:
+    """The URL of a smaller rendition (as srcset lists them): same image, other path suffix."""
+    stem, dot, ext = url.rpartition(".")
+    return f"{stem}-300x200.{ext}" if dot else url + "-300x200"
+
+
+def image_tag(kind: int, url: str, alt: str | None, page_is_http: bool, base_prefix: str | None) -> str:
+    """An <img> (sometimes with a <noscript> twin) whose extracted URL is `url`.
+
+    `url` and `alt` arrive HTML-escaped (escape once per pair, not once per sighting).
+    """
+    alt_attr = "" if alt is None else f' alt="{alt}"'
+    if kind == PLAIN:
+        return f'<img src="{url}"{alt_attr}>'
+    if kind == PROTO_REL and page_is_http and url.startswith("http://"):
+        return f'<img src="{url[5:]}"{alt_attr}>'
+    if kind == BASE_REL and base_prefix and url.startswith(base_prefix):
+        return f'<img src="{url[len(base_prefix):]}"{alt_attr} loading="lazy">'
+    if kind == LAZY:
+        return f'<img class="lazyload" src="{LAZY_PLACEHOLDER}" data-src="{url}"{alt_attr}>'
+    if kind == LAZY_NOSCRIPT:
+        return (f'<img class="lazy" src="{LAZY_PLACEHOLDER}" data-lazy-src="{url}"{alt_attr}>'
+                f'<noscript><img src="{url}"{alt_attr}></noscript>')
+    if kind == SRCSET:
+        return f'<img src="{url}" srcset="{small_variant(url)} 300w, {url} 1024w"{alt_attr}>'
+    if kind == SRCSET_ONLY:
+        return f'<img srcset="{small_variant(url)} 1x, {url} 2x"{alt_attr}>'
+    if kind == UPPER:
+        return f"<IMG SRC='{url}' ALT='{alt}'>" if alt is not None else f"<IMG SRC='{url}'>"
+    return f'<img src="{url}"{alt_attr}>'
+
+
+def page_html(title: str, lang: str, charset_meta: str | None, base_href: str | None,
+              blocks: list[str], filler: str) -> str:
+    head = [f'<!DOCTYPE html>\n<html lang="{lang}">\n<head>\n']
+    if charset_meta:
+        head.append(charset_meta + "\n")
+    head.append(f"<title>{escape(title)}</title>\n")
+    if base_href:
+        head.append(f'<base href="{attr(base_href)}">\n')
+    head.append('<meta name="viewport" content="width=device-width, initial-scale=1">\n</head>\n<body>\n')
+    head.append(f"<header><h1>{escape(title)}</h1><nav><a href=\"/\">Home</a></nav></header>\n<main>\n")
+    body = []
+    for i, block in enumerate(blocks):
+        body.append(f'<figure class="item-{i}">{block}</figure>\n')
+        if i % 3 == 1:
+            body.append(f"<p>{filler}</p>\n")
+    tail = "</main>\n<footer><p>&copy; sample web</p></footer>\n</body>\n</html>\n"
+    return "".join(head) + "".join(body) + tail
+
+
+def charset_meta(charset: str, style: int) -> str:
+    if style == 0:
+        return f'<meta charset="{charset}">'
+    return f'<meta http-equiv="Content-Type" content="text/html; charset={charset}">'

@@ -1,0 +1,297 @@
+"""Deterministic images for the sample web, addressed by a token in their URL.
+
+An image URL carries a 40-hex token (see `encode_token`) that fixes everything about the
+image: concept, the year whose "look" it has, colour, scene, format, size, a failure
+mode and a serial number. The image server renders straight from the token, so nothing is
+stored on disk.
+
+Served bytes = template(key) + trailer(token). The template is the encoded picture of an
+`ImageKey` (shared by many images); the fixed-length trailer after the end-of-image marker
+makes every image's bytes, and so its sha256, unique. Decoders (PIL, OpenCV, libwebp)
+ignore trailing bytes. Because the trailer comes last, the generator computes an image's
+sha256 from a cached hash state of its template plus the trailer, without re-encoding.
+"""
+from __future__ import annotations
+
+import functools
+import hashlib
+import io
+import re
+import struct
+import threading
+import time
+import zlib
+from collections import OrderedDict
+from dataclasses import dataclass
+
+import numpy as np
+
+from .vocabulary import ALL_CONCEPTS, COLORS, SCENES
+
+FORMATS = ("jpg", "png", "webp")
+CONTENT_TYPES = {"jpg": "image/jpeg", "png": "image/png", "webp": "image/webp"}
+FAILURES = ("ok", "not_found", "slow", "not_image", "too_large")
+FAIL_OK, FAIL_NOT_FOUND, FAIL_SLOW, FAIL_NOT_IMAGE, FAIL_TOO_LARGE = range(5)
+TOO_LARGE_SIZE = (6000, 4500)
+NOT_IMAGE_BODY = b"<html><body><h1>Access denied</h1><p>Hotlinking is not allowed.</p></body></html>\n"
+
+_TOKEN = struct.Struct(">HBBBBBHHQ")  # concept, look_year-2000, color, scene, fmt, failure, w, h, serial
+TOKEN_HEX_LEN = 2 * (_TOKEN.size + 1)  # + 1 check byte
+TOKEN_RE = re.compile(rf"(?<![0-9a-f])([0-9a-f]{{{TOKEN_HEX_LEN}}})(?![0-9a-f])")
+TRAILER_MAGIC = b"\x00TIC-SAMPLE-WEB\x00"
+
+# Web images come in a few standard sizes; sizes are tied to template keys so that the
+# number of distinct templates (and renders) stays bounded whatever --pairs is.
+SIZES = (
+    (640, 480), (800, 600), (500, 375), (400, 300), (300, 225), (600, 400), (480, 640), (450, 600),
+    (512, 512), (600, 600), (300, 300), (250, 250), (220, 330), (960, 540), (640, 360), (728, 90),
+    (1000, 250), (160, 600), (150, 150), (120, 90), (180, 120), (199, 300), (200, 200), (900, 300),
+    (901, 300), (320, 240), (720, 480), (336, 280), (400, 400), (350, 500), (1024, 683), (560, 420),
+)
+
+
+@dataclass(frozen=True)
+class ImageKey:
+    """What decides an image's pixels (and its template bytes)."""
+    concept: int
+    look_year: int
+    color: int
+    scene: int
+    fmt: int
+    width: int
+    height: int
+
+
+@dataclass(frozen=True)
+class ImageToken:
+    key: ImageKey
+    failure: int
+    serial: int
+
+    @property
+    def hex(self) -> str:
+        return encode_token(self)
+
+    @property
+    def ext(self) -> str:
+        return FORMATS[self.key.fmt]
+
+
+def _check_byte(raw: bytes) -> int:
+    return zlib.crc32(raw) & 0xFF
+
+
+def encode_token(tok: ImageToken) -> str:
+    k = tok.key
+    raw = _TOKEN.pack(k.concept, k.look_year - 2000, k.color, k.scene, k.fmt, tok.failure,
+                      k.width, k.height, tok.serial)
+    return (raw + bytes([_check_byte(raw)])).hex()
+
+
+def decode_token(text: str) -> ImageToken | None:
+    """The token in a URL path (or None if there is no valid one)."""
+    m = TOKEN_RE.search(text)
+    if not m:
+        return None
+    blob = bytes.fromhex(m.group(1))
+    raw, check = blob[:-1], blob[-1]
+    if _check_byte(raw) != check:
+        return None
+    concept, look, color, scene, fmt, failure, w, h, serial = _TOKEN.unpack(raw)
+    if (concept >= len(ALL_CONCEPTS) or color >= len(COLORS) or scene >= len(SCENES)
+            or fmt >= len(FORMATS) or failure >= len(FAILURES) or not (0 < w <= 20000 and 0 < h <= 20000)):
+        return None
+    return ImageToken(ImageKey(concept, look + 2000, color, scene, fmt, w, h), failure, serial)
+
+
+def trailer(tok: ImageToken) -> bytes:
+    return TRAILER_MAGIC + bytes.fromhex(tok.hex)
+
+
+def key_layout(concept: int, look_year: int, color: int, scene: int) -> tuple[int, int, int]:
+    """(fmt, width, height) of the pictures of a (concept, look, colour, scene): a fixed function."""
+    h = hashlib.blake2b(f"{concept}/{look_year}/{color}/{scene}".encode(), digest_size=8).digest()
+    size = SIZES[h[0] % len(SIZES)]
+    fmt = 0 if h[1] < 233 else (1 if h[1] < 248 else 2)  # ~91% jpg, 6% png, 3% webp
+    return fmt, size[0], size[1]
+
+
+# ---------------------------------------------------------------- pixels
+
+@functools.lru_cache(maxsize=8192)
+def concept_glyph(concept: int, look_year: int) -> np.ndarray:
+    """The concept's 5x5 shape as it looks in a given year.
+
+    Each concept has a base shape; every year away from 2014 flips about 1.5 more cells in
+    a fixed, concept-specific order. By 2022 about half the cells differ, so a model that
+    only saw 2014 pictures sees a rather different object (drift in the look of a concept).
+    """
+    key = ALL_CONCEPTS[concept].key
+    rng = np.random.default_rng(int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big"))
+    glyph = rng.random(25) < 0.5
+    forward, backward = rng.permutation(25), rng.permutation(25)
+    steps = int(round(1.5 * abs(look_year - 2014)))
+    order = forward if look_year >= 2014 else backward
+    glyph = glyph.copy()
+    glyph[order[:min(steps, 25)]] ^= True
+    if glyph.sum() < 5:  # keep something to draw
+        glyph[order[-5:]] = True
+    glyph = glyph.reshape(5, 5)
+    glyph.flags.writeable = False
+    return glyph
+
+
+_SCENE_TOP = np.array([(120, 190, 240), (200, 215, 235), (10, 15, 45), (30, 80, 40), (150, 150, 155)], float)
+_SCENE_BOTTOM = np.array([(235, 215, 160), (245, 248, 252), (30, 30, 60), (70, 110, 50), (90, 90, 95)], float)
+
+
+def _background(scene: int, look_year: int, w: int, h: int):
+    """The scene's vertical gradient; later years are shot with more contrast."""
+    from PIL import Image
+
+    t = np.linspace(0.0, 1.0, h)[:, None]
+    rows = _SCENE_TOP[scene] * (1 - t) + _SCENE_BOTTOM[scene] * t
+    rows = np.clip((rows - 128) * (1.0 + 0.04 * (look_year - 2014)) + 128, 0, 255)
+    if scene == 4:  # street: lane stripes
+        rows[(np.arange(h) // max(2, h // 12)) % 4 == 0] *= 0.8
+    column = Image.fromarray(np.ascontiguousarray(rows.astype(np.uint8)[:, None, :]))
+    return column.resize((w, h), Image.NEAREST)
+
+
+def render_image(key: ImageKey):
+    """The picture for a key, as a PIL image (drawn with PIL primitives: fast at any size)."""
+    from PIL import Image, ImageDraw
+
+    w, h = key.width, key.height
+    seed = int.from_bytes(hashlib.blake2b(repr(key).encode(), digest_size=8).digest(), "big")
+    rng = np.random.default_rng(seed)
+    years_on = key.look_year - 2014
+    img = _background(key.scene, key.look_year, w, h)
+    draw = ImageDraw.Draw(img)
+    # Object: the glyph, scaled into a square, shrinking over the years, jittered in place.
+    side = max(5, int(min(w, h) * (0.78 - 0.025 * years_on)))
+    cell = max(1, side // 5)
+    side = cell * 5
+    slack_x, slack_y = (w - side) // 4, (h - side) // 4
+    x0 = (w - side) // 2 + int(rng.integers(-slack_x, slack_x + 1))
+    y0 = (h - side) // 2 + int(rng.integers(-slack_y, slack_y + 1))
+    glyph = concept_glyph(key.concept, key.look_year)
+    fill = np.array(COLORS[key.color][1], float)
+    # A contrasting rim, so that white on snow or black at night still shows.
+    rim = fill * 0.35 if fill.mean() > 128 else np.minimum(fill * 1.9 + 60, 255)
+    rim_rgb, fill_rgb = tuple(int(v) for v in rim), tuple(int(v) for v in fill)
+    hatch_rgb = tuple(int(v) for v in np.minimum(fill * 0.8 + 30, 255))
+    pad = max(1, cell // 6) if cell > 2 else 0
+    for gy, gx in zip(*np.nonzero(glyph)):
+        cx, cy = x0 + gx * cell, y0 + gy * cell
+        draw.rectangle((cx, cy, cx + cell - 1, cy + cell - 1), fill=rim_rgb)
+        if pad:
+            draw.rectangle((cx + pad, cy + pad, cx + cell - 1 - pad, cy + cell - 1 - pad), fill=fill_rgb)
+            if years_on >= 4:  # a newer "style": diagonal hatching on the object
+                step = max(2, cell // 3)
+                for d in range(0, cell, 2 * step):
+                    draw.line((cx + pad + d, cy + pad, cx + pad, cy + pad + d), fill=hatch_rgb, width=max(1, step // 2))
+    # Sensor noise in one corner, fixed by the key.
+    ph, pw = min(h, 48), min(w, 48)
+    patch = np.asarray(img.crop((0, 0, pw, ph)), dtype=np.int16) + rng.integers(-6, 7, size=(ph, pw, 1), dtype=np.int16)
+    img.paste(Image.fromarray(np.clip(patch, 0, 255).astype(np.uint8)), (0, 0))
+    return img
+
+
+def render_pixels(key: ImageKey) -> np.ndarray:
+    """RGB uint8 array (height, width, 3) for a key."""
+    return np.asarray(render_image(key))
+
+
+def solid_png(width: int, height: int, rgb: tuple[int, int, int]) -> bytes:
+    """A valid PNG of any size in one colour, built row-wise in bounded memory."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    row = b"\x00" + bytes(rgb) * width
+    comp = zlib.compressobj(9)
+    parts = []
+    rows_per_step = max(1, (1 << 20) // len(row))
+    for y in range(0, height, rows_per_step):
+        parts.append(comp.compress(row * min(rows_per_step, height - y)))
+    parts.append(comp.flush())
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", b"".join(parts)) + chunk(b"IEND", b"")
+
+
+def encode_template(key: ImageKey, failure: int = FAIL_OK) -> bytes:
+    if failure == FAIL_TOO_LARGE:
+        return solid_png(key.width, key.height, COLORS[key.color][1])
+    img = render_image(key)
+    buf = io.BytesIO()
+    fmt = FORMATS[key.fmt]
+    if fmt == "jpg":
+        img.save(buf, "JPEG", quality=85)
+    elif fmt == "png":
+        img.save(buf, "PNG", compress_level=1)
+    else:
+        img.save(buf, "WEBP", quality=80, method=0)
+    return buf.getvalue()
+
+
+def template_key(tok: ImageToken) -> tuple[ImageKey, int]:
+    """The cache key of a token's template: too-large images share one template per colour."""
+    if tok.failure == FAIL_TOO_LARGE:
+        k = tok.key
+        return ImageKey(0, 2014, k.color, 0, 1, k.width, k.height), FAIL_TOO_LARGE
+    return tok.key, FAIL_OK
+
+
+class TemplateStore:
+    """Encoded templates (LRU-bounded by bytes) and their sha256 prefix states. Thread-safe.
+
+    With `keep_bytes=False` (the generator) only the hash states are kept: an image's sha256
+    needs the template's hash state, not its bytes, and a state is ~200 bytes.
+    """
+
+    def __init__(self, max_bytes: int = 256 << 20, keep_bytes: bool = True):
+        self.max_bytes = max_bytes
+        self.keep_bytes = keep_bytes
+        self._items: OrderedDict = OrderedDict()
+        self._states: dict = {}
+        self._bytes = 0
+        self._lock = threading.Lock()
+        self.renders = 0
+        self.render_seconds = 0.0
+
+    def _render(self, ck) -> bytes:
+        t0 = time.perf_counter()
+        data = encode_template(*ck)
+        with self._lock:
+            self.renders += 1
+            self.render_seconds += time.perf_counter() - t0
+            self._states[ck] = hashlib.sha256(data)
+            if self.keep_bytes and ck not in self._items:
+                self._items[ck] = data
+                self._bytes += len(data)
+                while self._bytes > self.max_bytes and len(self._items) > 1:
+                    _, old = self._items.popitem(last=False)
+                    self._bytes -= len(old)
+        return data
+
+    def template_bytes(self, tok: ImageToken) -> bytes:
+        ck = template_key(tok)
+        with self._lock:
+            data = self._items.get(ck)
+            if data is not None:
+                self._items.move_to_end(ck)
+                return data
+        return self._render(ck)
+
+    def image_bytes(self, tok: ImageToken) -> bytes:
+        return self.template_bytes(tok) + trailer(tok)
+
+    def sha256(self, tok: ImageToken) -> str:
+        ck = template_key(tok)
+        state = self._states.get(ck)
+        if state is None:
+            self._render(ck)
+            state = self._states[ck]
+        h = state.copy()
+        h.update(trailer(tok))
+        return h.hexdigest()

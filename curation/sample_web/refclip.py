@@ -1,0 +1,155 @@
+"""A simulated "reference CLIP": the stand-in for the OpenAI CLIP models DataComp scored with.
+
+No pretrained CLIP can be downloaded here, so DataComp's `l14_*`/`b32_*` embeddings and
+similarity scores are simulated, with a fixed seed, from the same latent factors that
+draw the pictures (concept, the year of its look, colour, scene) and the captions.
+
+The model is meant to behave like a CLIP trained on *old* web data:
+- text maps a concept to its 2014 look, so images whose look drifted away (later years)
+  score lower, and clusters around ImageNet-like (2014-look) images favour old pairs;
+- concepts born after its training (drones, face masks, ...) get text embeddings that are
+  mostly unrelated to their pictures, so they score low;
+- non-English and boilerplate captions align weakly.
+Image embeddings are a function of the picture only (pairs sharing pixels share them).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .vocabulary import ALL_CONCEPTS, COLORS, SCENES
+
+REFCLIP_SEED = 20_140_601
+LATENT_DIM = 48
+EMBED_DIMS = {"l14": 768, "b32": 512}
+# |modality offset|: bigger means lower cross-modal cosines (DataComp's L/14 scores sit near 0.2-0.35).
+MODALITY_GAP = {"l14": 1.15, "b32": 1.3}
+DRIFT_RAD_PER_YEAR = 0.12
+NOISE_TABLE = 8192
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    return x / np.sqrt(np.einsum("...i,...i->...", x, x))[..., None]
+
+
+class ReferenceClip:
+    def __init__(self):
+        rng = np.random.default_rng(REFCLIP_SEED)
+        n = len(ALL_CONCEPTS)
+        self.concept_dir = _unit(rng.standard_normal((n, LATENT_DIM)))
+        drift = rng.standard_normal((n, LATENT_DIM))
+        drift -= (drift * self.concept_dir).sum(1, keepdims=True) * self.concept_dir
+        self.drift_dir = _unit(drift)
+        self.color_dir = _unit(rng.standard_normal((len(COLORS), LATENT_DIM)))
+        self.scene_dir = _unit(rng.standard_normal((len(SCENES), LATENT_DIM)))
+        self.unknown_text_dir = _unit(rng.standard_normal((n, LATENT_DIM)))
+        self.boilerplate_dir = _unit(rng.standard_normal(LATENT_DIM))
+        self.covid_dir = _unit(rng.standard_normal(LATENT_DIM))
+        self.image_noise = rng.standard_normal((NOISE_TABLE, LATENT_DIM)) / np.sqrt(LATENT_DIM)
+        self.kind = np.array([c.kind for c in ALL_CONCEPTS])
+        index = {c.wnid: i for i, c in enumerate(ALL_CONCEPTS) if c.kind == "imagenet"}
+        self.borrowed = np.array([index.get(c.lemma_wnid, i) for i, c in enumerate(ALL_CONCEPTS)])
+        self.proj, self.offset = {}, {}
+        for name, dim in EMBED_DIMS.items():
+            q, _ = np.linalg.qr(rng.standard_normal((dim, LATENT_DIM + 2)))
+            self.proj[name] = q[:, :LATENT_DIM].astype(np.float32)
+            # Image and text offsets are orthogonal to each other and to the shared subspace.
+            self.offset[name] = {"img": (q[:, LATENT_DIM] * MODALITY_GAP[name]).astype(np.float32),
+                                 "txt": (q[:, LATENT_DIM + 1] * MODALITY_GAP[name]).astype(np.float32)}
+
+    # ------------------------------------------------------------ latents
+    def look_dir(self, concept: np.ndarray, look_year: np.ndarray) -> np.ndarray:
+        theta = DRIFT_RAD_PER_YEAR * np.abs(look_year - 2014)[:, None]
+        return np.cos(theta) * self.concept_dir[concept] + np.sin(theta) * self.drift_dir[concept]
+
+    def image_latent(self, concept, look_year, color, scene) -> np.ndarray:
+        concept, look_year = np.asarray(concept), np.asarray(look_year)
+        color, scene = np.asarray(color), np.asarray(scene)
+        code = image_key_code(concept, look_year, color, scene)
+        noise = self.image_noise[(code * 2_654_435_761) % NOISE_TABLE]
+        return (self.look_dir(concept, look_year) + 0.45 * self.color_dir[color]
+                + 0.35 * self.scene_dir[scene] + 0.35 * noise)
+
+    def text_latent(self, concept, color, scene, mentions_color, mentions_scene,
+                    concept_weight, boilerplate, covid, rng: np.random.Generator) -> np.ndarray:
+        """concept_weight: how clearly the caption names the concept (1 English, lower otherwise)."""
+        concept = np.asarray(concept)
+        kind = self.kind[concept]
+        concept_part = self.concept_dir[concept].copy()
+        emerging = kind == "emerging"
+        concept_part[emerging] = _unit(0.3 * self.concept_dir[concept[emerging]]
+                                       + 0.95 * self.unknown_text_dir[concept[emerging]])
+        off = kind == "off_sense"
+        concept_part[off] = _unit(0.6 * self.concept_dir[self.borrowed[concept[off]]]
+                                  + 0.45 * self.concept_dir[concept[off]])
+        z = (np.asarray(concept_weight)[:, None] * concept_part
+             + 0.45 * np.asarray(mentions_color)[:, None] * self.color_dir[color]
+             + 0.35 * np.asarray(mentions_scene)[:, None] * self.scene_dir[scene]
+             + 0.3 * np.asarray(covid)[:, None] * self.covid_dir
+             + 0.45 * rng.standard_normal((len(concept), LATENT_DIM)) / np.sqrt(LATENT_DIM))
+        bp = np.asarray(boilerplate, bool)
+        z[bp] = self.boilerplate_dir + 0.6 * rng.standard_normal((int(bp.sum()), LATENT_DIM)) / np.sqrt(LATENT_DIM)
+        return z
+
+    # ------------------------------------------------------------ embeddings
+    def embed(self, latent: np.ndarray, model: str, modality: str) -> np.ndarray:
+        """Unit-norm float32 embeddings (n, EMBED_DIMS[model]).
+
+        The projection has orthonormal columns and the offsets are orthogonal to it and to
+        each other, so |P z + o| = sqrt(1 + gap^2) for unit z: no per-row normalisation needed.
+        """
+        e = _unit(latent).astype(np.float32) @ self.proj[model].T
+        e += self.offset[model][modality]
+        e *= np.float32(1.0 / np.sqrt(1.0 + MODALITY_GAP[model] ** 2))
+        return e
+
+    def embed_all(self, latent: np.ndarray, modality: str) -> dict[str, np.ndarray]:
+        """{"l14_img": float16 (n, 768), "b32_img": ...} for one modality, as DataComp stores them."""
+        return {f"{m}_{modality}": self.embed(latent, m, modality).astype(np.float16) for m in EMBED_DIMS}
+
+    @staticmethod
+    def latent_similarity(img_latent: np.ndarray, txt_latent: np.ndarray) -> dict[str, np.ndarray]:
+        """Each model's image-text cosine, computed exactly in latent space (float32, before the
+        embeddings are rounded to float16 for storage, as DataComp's scores were)."""
+        cos = np.einsum("ij,ij->i", _unit(img_latent), _unit(txt_latent))
+        return {m: (cos / (1.0 + MODALITY_GAP[m] ** 2)).astype(np.float32) for m in EMBED_DIMS}
+
+    @staticmethod
+    def similarity(img: np.ndarray, txt: np.ndarray) -> np.ndarray:
+        """Cosine similarity of stored (float16) embeddings, computed in float32."""
+        a, b = img.astype(np.float32), txt.astype(np.float32)
+        return np.einsum("ij,ij->i", a, b) / np.sqrt(np.einsum("ij,ij->i", a, a) * np.einsum("ij,ij->i", b, b))
+
+
+def image_key_code(concept, look_year, color, scene) -> np.ndarray:
+    """One int64 per picture key (concept, look, colour, scene)."""
+    return ((np.asarray(concept, np.int64) * 64 + (np.asarray(look_year) - 2000)) * 8
+            + np.asarray(color)) * 8 + np.asarray(scene)
+
+
+class ImageEmbeddingCache:
+    """Reference-CLIP image embeddings per picture key, computed once per key."""
+
+    def __init__(self, clip: ReferenceClip):
+        self.clip = clip
+        self.row: dict[int, int] = {}
+        self.tables = {f"{m}_img": np.zeros((0, d), np.float16) for m, d in EMBED_DIMS.items()}
+        self.tables["latent"] = np.zeros((0, LATENT_DIM))
+
+    def lookup(self, concept, look_year, color, scene) -> dict[str, np.ndarray]:
+        """{"l14_img", "b32_img", "latent"} rows for each picture key."""
+        codes = image_key_code(concept, look_year, color, scene)
+        uniq, first = np.unique(codes, return_index=True)
+        new = [k for k, code in enumerate(uniq.tolist()) if code not in self.row]
+        if new:
+            idx = first[new]
+            lat = self.clip.image_latent(np.asarray(concept)[idx], np.asarray(look_year)[idx],
+                                         np.asarray(color)[idx], np.asarray(scene)[idx])
+            emb = self.clip.embed_all(lat, "img")
+            emb["latent"] = lat
+            base = len(self.row)
+            for j, k in enumerate(new):
+                self.row[int(uniq[k])] = base + j
+            for name in self.tables:
+                self.tables[name] = np.concatenate([self.tables[name], emb[name]])
+        rows = np.fromiter((self.row[c] for c in codes.tolist()), np.int64, len(codes))
+        return {name: table[rows] for name, table in self.tables.items()}

@@ -1,0 +1,78 @@
+"""Shared fixtures: a small generated sample web and its image server (both offline, deterministic)."""
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+REAL_WARC_DIR = REPO.parent / "shared" / "data" / "warc"
+
+os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+
+SAMPLE_PAIRS = 2000
+
+
+@pytest.fixture(scope="session")
+def sample_web(tmp_path_factory) -> Path:
+    """A 2,000-pair world in two metadata shards (generated once per test session, ~5 s)."""
+    from curation.sample_web.generate import generate
+    from curation.sample_web.world import SampleWebConfig
+
+    out = tmp_path_factory.mktemp("sample-web") / "world"
+    generate(SampleWebConfig(out=out, pairs=SAMPLE_PAIRS, seed=7, shard_rows=1000, imagenet_per_class=3),
+             progress=False, log=lambda *_: None)
+    return out
+
+
+class ImageServer:
+    def __init__(self, proc: subprocess.Popen, port: int):
+        self.proc, self.port = proc, port
+        self.base = f"http://127.0.0.1:{port}"
+        self.proxy = self.base
+
+    def opener(self):
+        import urllib.request
+
+        return urllib.request.build_opener(urllib.request.ProxyHandler({"http": self.proxy}))
+
+    def stop(self) -> int:
+        self.proc.terminate()
+        try:
+            return self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            return self.proc.wait()
+
+
+def start_image_server(workers: int = 1, slow_seconds: float = 1.0) -> ImageServer:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "curation.sample_web.cli", "serve", "--port", "0", "--workers", str(workers),
+         "--slow-seconds", str(slow_seconds)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=REPO)
+    line = proc.stdout.readline()
+    m = re.search(r"127\.0\.0\.1:(\d+)", line)
+    if not m:
+        proc.kill()
+        raise RuntimeError(f"image server did not start: {line!r}")
+    return ImageServer(proc, int(m.group(1)))
+
+
+@pytest.fixture(scope="session")
+def image_server():
+    server = start_image_server()
+    yield server
+    server.stop()
+
+
+def real_warc_files() -> list[Path]:
+    return sorted(p for p in REAL_WARC_DIR.iterdir() if p.name != "SOURCES.md") if REAL_WARC_DIR.is_dir() else []

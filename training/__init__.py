@@ -1,0 +1,1 @@
+"""Training: continual CLIP training over time steps (tic-train) and its evaluation."""
