@@ -10,7 +10,20 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-REAL_WARC_DIR = REPO.parent / "shared" / "data" / "warc"
+
+
+def _find_real_warc_dir() -> Path:
+    """$TIC_REAL_WARC_DIR, else the nearest ancestor's shared/data/warc (the checkout sits beside shared/)."""
+    if os.environ.get("TIC_REAL_WARC_DIR"):
+        return Path(os.environ["TIC_REAL_WARC_DIR"])
+    for parent in REPO.parents:
+        candidate = parent / "shared" / "data" / "warc"
+        if candidate.is_dir():
+            return candidate
+    return REPO.parent / "shared" / "data" / "warc"
+
+
+REAL_WARC_DIR = _find_real_warc_dir()
 
 os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
 os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
