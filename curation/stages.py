@@ -17,17 +17,6 @@ def _pending(prog: str, description: str, usage_args: list[tuple[str, str]], iss
     return 2
 
 
-def extract_main(argv=None) -> int:
-    return _pending("tic-extract", "Extract <img> URL + alt-text rows from WARC files (single process).",
-                    [("manifest", "file with one WARC path per line"), ("out_dir", "output directory")], 4, argv)
-
-
-def timestamp_join_main(argv=None) -> int:
-    return _pending("tic-timestamp-join", "Give every DataComp pair its first-seen Common Crawl month (Spark).",
-                    [("manifest", "WARC manifest"), ("metadata_dir", "DataComp metadata parquet"),
-                     ("out_dir", "output directory")], 4, argv)
-
-
 def filter_main(argv=None) -> int:
     return _pending("tic-filter", "DataComp basic / CLIP-score / image-based / bestpool filters.",
                     [("filter", "basic, clip, image or bestpool"), ("input_dir", "metadata directory"),

@@ -89,3 +89,20 @@ def image_server():
 
 def real_warc_files() -> list[Path]:
     return sorted(p for p in REAL_WARC_DIR.iterdir() if p.name != "SOURCES.md") if REAL_WARC_DIR.is_dir() else []
+
+
+@pytest.fixture(scope="session")
+def spark():
+    """One local[1] Spark session for the whole test run."""
+    from pyspark.sql import SparkSession
+
+    session = (SparkSession.builder.master("local[1]").appName("tic-clip-tests")
+               .config("spark.sql.session.timeZone", "UTC")
+               .config("spark.ui.enabled", "false")
+               .config("spark.sql.shuffle.partitions", "2")
+               .config("spark.default.parallelism", "2")
+               .config("spark.driver.memory", "2g")
+               .getOrCreate())
+    session.sparkContext.setLogLevel("ERROR")
+    yield session
+    session.stop()

@@ -199,8 +199,8 @@ class Generator:
 
     def _close_writer(self, s: int) -> None:
         w = self.writers.pop(s)
-        # Every fifth file ends in a cut-off record, like an interrupted transfer.
-        if len(self.warc_paths) % 5 == 3:
+        # Every fifth file ends in a cut-off record, like an interrupted transfer (unless damage is off).
+        if self.cfg.corrupt_record_rate > 0 and len(self.warc_paths) % 5 == 3:
             snap = self.snapshots[s]
             w.exchange(f"http://truncated.example.org/{snap.snapshot_id}/last.html", snap.start, "127.0.0.9",
                        200, "OK", [("Content-Type", "text/html; charset=utf-8")],

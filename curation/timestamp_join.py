@@ -1,0 +1,328 @@
+"""Give every DataComp pair the month Common Crawl first saw it.
+
+    spark-submit curation/timestamp_join.py MANIFEST DATACOMP_METADATA_DIR OUTPUT_DIR [options]
+
+MANIFEST lists one WARC path per line (`#` comments allowed): local paths, file:// or any
+Hadoop-readable URI (hdfs://, s3a://, ...). Relative lines are resolved against --input-base,
+by default the manifest's own directory (so a sample web's warc.manifest, or Common Crawl's
+warc.paths with --input-base s3a://commoncrawl/, work as they are).
+
+OUTPUT_DIR receives (written to a temporary sibling, then renamed into place):
+  first_seen/first_seen_year=YYYY/   matched DataComp rows with their timestamps
+  unmatched/                         DataComp rows no snapshot showed
+  sightings/                         per (url, text, snapshot) of pool pairs: what --previous folds into
+  seen_urls/                         pool URLs seen with any text (the url-only match count)
+  warc_files/                        the WARC files read so far
+  stats.json                         every input row accounted for, stage by stage
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import uuid
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as a file (spark-submit curation/timestamp_join.py): find the package
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+TOOL = "tic-timestamp-join"
+
+
+class InputError(Exception):
+    """Bad input found before any work: reported as one line, exit code 2."""
+
+
+@dataclass(frozen=True)
+class TimestampJoinConfig:
+    manifest: str
+    metadata_dir: str
+    output_dir: str
+    previous: str | None = None
+    input_base: str | None = None
+    partitions: int | None = None
+    max_page_mb: float = 5.0
+    master: str = "local[*]"
+    keep_candidates: bool = False
+
+    @property
+    def max_page_bytes(self) -> int:
+        return int(self.max_page_mb * (1 << 20))
+
+
+def parse_args(argv: list[str] | None) -> TimestampJoinConfig:
+    p = argparse.ArgumentParser(prog="timestamp_join.py", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("manifest")
+    p.add_argument("metadata_dir", help="directory of DataComp metadata parquet (.npz files are ignored)")
+    p.add_argument("output_dir")
+    p.add_argument("--previous", help="an earlier OUTPUT_DIR: fold only WARC files it has not read into it")
+    p.add_argument("--input-base", help="base for relative manifest lines (default: the manifest's directory)")
+    p.add_argument("--partitions", type=int, help="extraction partitions (default: 4 x default parallelism)")
+    p.add_argument("--max-page-mb", type=float, default=5.0, help="skip (and count) larger HTML payloads")
+    p.add_argument("--master", default="local[*]", help="used only when not launched by spark-submit")
+    p.add_argument("--keep-candidates", action="store_true", help="also write candidates/ (every <img> row)")
+    a = p.parse_args(argv)
+    return TimestampJoinConfig(a.manifest, a.metadata_dir, a.output_dir, a.previous, a.input_base, a.partitions,
+                               a.max_page_mb, a.master, a.keep_candidates)
+
+
+# ------------------------------------------------------------------ paths and files
+
+def _is_local(path: str) -> bool:
+    return "://" not in path or path.startswith("file://")
+
+
+def _local(path: str) -> str:
+    return path[len("file://"):] if path.startswith("file://") else path
+
+
+def _hadoop_fs(spark, path: str):
+    jvm = spark.sparkContext._jvm
+    jpath = jvm.org.apache.hadoop.fs.Path(path)
+    return jpath.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration()), jpath
+
+
+def read_manifest(manifest: str, input_base: str | None, spark=None) -> list[str]:
+    if _is_local(manifest):
+        try:
+            text = Path(_local(manifest)).read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise InputError(f"{manifest}: manifest not found")
+        base = input_base or str(Path(_local(manifest)).resolve().parent)
+    else:
+        text = "\n".join(spark.sparkContext.textFile(manifest).collect())
+        base = input_base or manifest.rsplit("/", 1)[0]
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.strip().startswith("#")]
+    if not lines:
+        raise InputError(f"{manifest}: manifest is empty (no WARC paths)")
+    out = []
+    for line in lines:
+        if "://" in line or line.startswith("/"):
+            out.append(line)
+        else:
+            out.append(base.rstrip("/") + "/" + line)
+    return out
+
+
+def check_metadata_local(metadata_dir: str) -> None:
+    import pyarrow.parquet as pq
+
+    from curation.timestamps import POOL_COLUMNS
+
+    root = Path(_local(metadata_dir))
+    if not root.is_dir():
+        raise InputError(f"{metadata_dir}: metadata directory not found")
+    files = sorted(root.rglob("*.parquet"))
+    if not files:
+        raise InputError(f"{metadata_dir}: no .parquet files")
+    for f in files:
+        try:
+            names = pq.read_schema(f).names
+        except Exception as exc:  # noqa: BLE001
+            raise InputError(f"{f}: not a readable parquet file ({exc})")
+        missing = [c for c in POOL_COLUMNS if c not in names]
+        if missing:
+            raise InputError(f"{f}: metadata lacks required column(s) {', '.join(missing)}")
+
+
+def is_our_output(path: Path) -> bool:
+    try:
+        return json.loads((path / "stats.json").read_text()).get("tool") == TOOL
+    except (OSError, ValueError):
+        return False
+
+
+def check_output_local(output_dir: str) -> None:
+    out = Path(_local(output_dir))
+    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not is_our_output(out))):
+        raise InputError(f"{output_dir}: exists and is not an earlier {TOOL} output; refusing to overwrite it")
+
+
+# ------------------------------------------------------------------ the job
+
+def build_session(cfg: TimestampJoinConfig):
+    from pyspark.sql import SparkSession
+
+    builder = SparkSession.builder.appName(TOOL).config("spark.sql.session.timeZone", "UTC")
+    if "PYSPARK_GATEWAY_PORT" not in os.environ:  # not launched by spark-submit, which sets the master
+        builder = builder.master(cfg.master)
+    return builder.getOrCreate()
+
+
+def run(spark, cfg: TimestampJoinConfig, log=print) -> dict:
+    """The whole job on a given session; returns the stats written to stats.json."""
+    from pyspark.sql import functions as F
+
+    from curation import timestamps as ts
+    from curation.extract import ExtractConfig, accounting_errors, nest_stats
+
+    if _is_local(cfg.output_dir):
+        check_output_local(cfg.output_dir)
+    if _is_local(cfg.metadata_dir):
+        check_metadata_local(cfg.metadata_dir)
+    paths = read_manifest(cfg.manifest, cfg.input_base, spark)
+    pool = ts.read_pool(spark, cfg.metadata_dir)
+
+    prev_files: set[str] = set()
+    prev_counters: dict[str, int] = {}
+    if cfg.previous:
+        prev_stats = json.loads(_read_text(spark, cfg.previous.rstrip("/") + "/stats.json"))
+        if prev_stats.get("tool") != TOOL:
+            raise InputError(f"{cfg.previous}: not a {TOOL} output")
+        prev_counters = prev_stats["warc_counters"]
+        prev_files = {r.warc_file for r in spark.read.parquet(cfg.previous.rstrip("/") + "/warc_files").collect()}
+    todo = [p for p in dict.fromkeys(paths) if p not in prev_files]
+    log(f"[{TOOL}] {len(paths)} WARC files in the manifest, {len(todo)} to read"
+        + (f", {len(paths) - len(todo)} already in {cfg.previous}" if cfg.previous else ""))
+
+    counters: dict[str, int] = {}
+    hadoop = not all(_is_local(p) for p in todo)
+    if hadoop:  # the driver checks existence, so one missing file does not fail binaryFiles
+        present = []
+        for p in todo:
+            fs, jp = _hadoop_fs(spark, p)
+            if fs.exists(jp):
+                present.append(p)
+            else:
+                counters["files.input"] = counters.get("files.input", 0) + 1
+                counters["files.failed.missing"] = counters.get("files.failed.missing", 0) + 1
+        todo = present
+    if todo:
+        candidates, counter_df = ts.extract_candidates(
+            spark, todo, ExtractConfig(max_page_bytes=cfg.max_page_bytes), cfg.partitions, hadoop_paths=hadoop)
+        for row in counter_df.collect():
+            counters[row.stat_key] = counters.get(row.stat_key, 0) + int(row.stat_value)
+    else:
+        candidates = spark.createDataFrame([], ts.CANDIDATE_SCHEMA)
+    for key, value in prev_counters.items():
+        counters[key] = counters.get(key, 0) + int(value)
+
+    new_sightings = ts.sightings(candidates, pool)
+    new_urls = ts.seen_pool_urls(candidates, pool)
+    files_df = spark.createDataFrame([(p,) for p in sorted(set(todo) | prev_files)] or [("",)], "warc_file string")
+    files_df = files_df.where(F.col("warc_file") != "")
+    if cfg.previous:
+        prev = cfg.previous.rstrip("/")
+        # Re-aggregate, so that new files of a snapshot already seen fold in exactly.
+        all_sightings = (new_sightings.unionByName(spark.read.parquet(prev + "/sightings"))
+                         .groupBy("url", "text", "snapshot")
+                         .agg(F.min("first_time").alias("first_time"), F.max("last_time").alias("last_time"),
+                              F.sum("n_images").alias("n_images")))
+        all_urls = new_urls.unionByName(spark.read.parquet(prev + "/seen_urls")).distinct()
+    else:
+        all_sightings, all_urls = new_sightings, new_urls
+
+    tmp = cfg.output_dir.rstrip("/") + f".tmp-{uuid.uuid4().hex[:8]}"
+    try:
+        all_sightings.repartition(1).sortWithinPartitions("url", "text", "snapshot").write.parquet(tmp + "/sightings")
+        all_urls.repartition(1).sortWithinPartitions("url").write.parquet(tmp + "/seen_urls")
+        files_df.repartition(1).sortWithinPartitions("warc_file").write.parquet(tmp + "/warc_files")
+        if cfg.keep_candidates and todo:
+            candidates.write.partitionBy("snapshot").parquet(tmp + "/candidates")
+        sightings_df = spark.read.parquet(tmp + "/sightings")
+        matched, unmatched = ts.join_pool(pool, ts.first_seen(sightings_df))
+        (matched.repartition("first_seen_year").sortWithinPartitions("uid")
+         .write.partitionBy("first_seen_year").parquet(tmp + "/first_seen"))
+        unmatched.repartition(1).sortWithinPartitions("uid").write.parquet(tmp + "/unmatched")
+
+        first = spark.read.parquet(tmp + "/first_seen")
+        by_year = {str(r.first_seen_year): int(r["count"])
+                   for r in first.groupBy("first_seen_year").count().orderBy("first_seen_year").collect()}
+        n_pool = pool.count()
+        n_matched = sum(by_year.values())
+        n_unmatched = spark.read.parquet(tmp + "/unmatched").count()
+        n_url_only = pool.join(spark.read.parquet(tmp + "/seen_urls"), "url", "left_semi").count()
+        errors = accounting_errors(counters)
+        if n_matched + n_unmatched != n_pool:
+            errors.append(f"join: matched {n_matched} + unmatched {n_unmatched} != DataComp rows {n_pool}")
+        stats = {
+            "tool": TOOL,
+            "config": asdict(cfg),
+            "inputs": {"warc_files_in_manifest": len(paths), "warc_files_read_now": len(todo),
+                       "warc_files_from_previous": len(prev_files & set(paths))},
+            "warc": nest_stats(counters),
+            "warc_counters": counters,
+            "join": {"datacomp_rows": n_pool, "matched": n_matched, "unmatched": n_unmatched,
+                     "matched_on_url_alone": n_url_only, "url_matches_with_other_text": n_url_only - n_matched},
+            "first_seen_by_year": by_year,
+            "accounting": {"ok": not errors, "errors": errors},
+        }
+        _write_text(spark, tmp + "/stats.json", json.dumps(stats, indent=1, sort_keys=True) + "\n")
+        _commit(spark, tmp, cfg.output_dir)
+    except BaseException:
+        _delete(spark, tmp)
+        raise
+    return stats
+
+
+# ------------------------------------------------------------------ Hadoop-FS helpers (local paths included)
+
+def _read_text(spark, path: str) -> str:
+    if _is_local(path):
+        return Path(_local(path)).read_text(encoding="utf-8")
+    return "\n".join(spark.sparkContext.textFile(path).collect())
+
+
+def _write_text(spark, path: str, text: str) -> None:
+    fs, jp = _hadoop_fs(spark, path)
+    out = fs.create(jp, True)
+    try:
+        out.write(bytearray(text.encode("utf-8")))
+    finally:
+        out.close()
+
+
+def _delete(spark, path: str) -> None:
+    fs, jp = _hadoop_fs(spark, path)
+    if fs.exists(jp):
+        fs.delete(jp, True)
+
+
+def _commit(spark, tmp: str, final: str) -> None:
+    """Move the finished output into place; an earlier output is replaced only after that."""
+    jvm = spark.sparkContext._jvm
+    fs, jfinal = _hadoop_fs(spark, final)
+    jtmp = jvm.org.apache.hadoop.fs.Path(tmp)
+    if fs.exists(jfinal):
+        jold = jvm.org.apache.hadoop.fs.Path(final.rstrip("/") + f".old-{uuid.uuid4().hex[:8]}")
+        if not fs.rename(jfinal, jold):
+            raise OSError(f"{final}: could not move the earlier output aside")
+        if not fs.rename(jtmp, jfinal):
+            fs.rename(jold, jfinal)
+            raise OSError(f"{final}: could not move the new output into place")
+        fs.delete(jold, True)
+    elif not fs.rename(jtmp, jfinal):
+        raise OSError(f"{final}: could not move the new output into place")
+
+
+def main(argv: list[str] | None = None) -> int:
+    cfg = parse_args(argv)
+    try:
+        # Cheap checks first, before a JVM starts.
+        if _is_local(cfg.manifest):
+            read_manifest(cfg.manifest, cfg.input_base)
+        if _is_local(cfg.metadata_dir):
+            check_metadata_local(cfg.metadata_dir)
+        if _is_local(cfg.output_dir):
+            check_output_local(cfg.output_dir)
+        spark = build_session(cfg)
+        try:
+            stats = run(spark, cfg)
+        finally:
+            spark.stop()
+    except (InputError, ValueError) as exc:
+        print(f"{TOOL}: error: {exc}", file=sys.stderr)
+        return 2
+    j = stats["join"]
+    print(f"[{TOOL}] {j['datacomp_rows']} DataComp rows: {j['matched']} matched on (url, text), "
+          f"{j['unmatched']} unmatched ({j['matched_on_url_alone']} would match on url alone); "
+          f"accounting {'ok' if stats['accounting']['ok'] else 'FAILED: ' + '; '.join(stats['accounting']['errors'])}")
+    print(f"[{TOOL}] pairs per first-seen year: " + ", ".join(f"{y}: {n}" for y, n in stats["first_seen_by_year"].items()))
+    return 0 if stats["accounting"]["ok"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

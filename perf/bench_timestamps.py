@@ -1,0 +1,220 @@
+"""Timestamp-join benchmarks (issue 4). Prints each figure and the ratios, measured in one run.
+
+1. Extraction MB/s per core of gzip WARC input, on the same bytes:
+     ours   : curation.extract (warcio-compatible reader, CRC-checked members, full <img> rules)
+     floor  : fastwarc iteration + selectolax `img` selection (no URL/alt work at all)
+     naive  : warcio ArchiveIterator + BeautifulSoup(html.parser)
+   Targets: ours >= 0.5x floor and >= 5x naive.
+2. End-to-end join, Spark local[2] vs the DuckDB reference query (sql/timestamps.sql:first_seen_join),
+   from the same candidates + metadata parquet, output written to parquet. Target: Spark within 2x.
+3. Cost growth: the same pool with twice the snapshots.
+
+    python perf/bench_timestamps.py --pairs 40000 --join-rows 1000000
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+
+def cpu_time() -> float:
+    t = os.times()
+    return t.user + t.system
+
+
+def timed(fn):
+    c0, w0 = cpu_time(), time.perf_counter()
+    result = fn()
+    return result, time.perf_counter() - w0, cpu_time() - c0
+
+
+# ------------------------------------------------------------------ 1. extraction
+
+def ours(paths):
+    from curation.extract import ExtractStats, extract_file
+
+    stats = ExtractStats()
+    return sum(1 for p in paths for _ in extract_file(p, stats))
+
+
+def floor(paths):
+    from fastwarc.warc import ArchiveIterator, WarcRecordType
+    from selectolax.lexbor import LexborHTMLParser
+
+    n = 0
+    for p in paths:
+        with open(p, "rb") as fh:
+            for rec in ArchiveIterator(fh, record_types=WarcRecordType.response, parse_http=True):
+                ctype = rec.http_headers.get("Content-Type", "") if rec.http_headers else ""
+                if rec.http_headers is None or rec.http_headers.status_code != 200 or "html" not in ctype:
+                    continue
+                n += len(LexborHTMLParser(rec.reader.read()).css("img"))
+    return n
+
+
+def naive(paths):
+    from bs4 import BeautifulSoup
+    from warcio.archiveiterator import ArchiveIterator
+
+    n = 0
+    for p in paths:
+        with open(p, "rb") as fh:
+            for rec in ArchiveIterator(fh):
+                if rec.rec_type != "response" or rec.http_headers is None:
+                    continue
+                if rec.http_headers.get_statuscode() != "200" or "html" not in (
+                        rec.http_headers.get_header("Content-Type") or ""):
+                    continue
+                n += len(BeautifulSoup(rec.content_stream().read(), "html.parser").find_all("img"))
+    return n
+
+
+def bench_extraction(label: str, paths: list[str]) -> None:
+    size = sum(os.path.getsize(p) for p in paths)
+    res = {}
+    for name, fn in (("ours", ours), ("floor", floor), ("naive", naive)):
+        imgs, wall, cpu = timed(lambda: fn(paths))
+        res[name] = (size / 1e6 / cpu, imgs, cpu)
+    print(f"extraction on {label} ({size / 1e6:.1f} MB gzip WARC, {len(paths)} files):")
+    for name, (mbps, imgs, cpu) in res.items():
+        print(f"  {name:5s}: {mbps:7.2f} MB/s/core  ({imgs} <img>, {cpu:.2f} s CPU)")
+    print(f"  ratio ours/floor = {res['ours'][0] / res['floor'][0]:.2f} (target >= 0.5), "
+          f"ours/naive = {res['ours'][0] / res['naive'][0]:.1f} (target >= 5)")
+
+
+# ------------------------------------------------------------------ 2./3. the join
+
+def synth_inputs(root: Path, pool_rows: int, snapshots: int, seed: int = 0) -> int:
+    """A DataComp-like pool and the candidates a crawl of `snapshots` snapshots would give."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rng = np.random.default_rng(seed)
+    (root / "metadata").mkdir(parents=True)
+    (root / "candidates").mkdir(parents=True)
+    ids = np.arange(pool_rows)
+    urls = np.char.add("http://img.example.com/", ids.astype(str))
+    texts = np.char.add("a caption for picture ", (ids * 7919 % 1000003).astype(str))
+    uids = [f"{x:032x}" for x in rng.integers(0, 2**63, size=pool_rows, dtype=np.int64) * 3 + ids]
+    for k, part in enumerate(np.array_split(np.arange(pool_rows), 8)):
+        pq.write_table(pa.table({"uid": [uids[i] for i in part], "url": urls[part], "text": texts[part]}),
+                       root / "metadata" / f"{k:05d}.parquet")
+    seen = rng.random(pool_rows) > 0.08
+    first = rng.integers(0, snapshots, size=pool_rows)
+    extra = np.minimum(rng.geometric(0.45, size=pool_rows) - 1, 6) * (snapshots // 18)
+    count = np.where(seen, 1 + extra, 0)
+    pair = np.repeat(ids, count)
+    snap = np.minimum(first[pair] + (np.arange(len(pair)) - np.repeat(np.cumsum(count) - count, count)) *
+                      rng.integers(1, 3, size=len(pair)), snapshots - 1)
+    base = np.datetime64("2014-03-01T00:00:00", "s")
+    step = np.timedelta64(int(8 * 365 * 86400 / snapshots), "s")
+    times = base + snap * step + rng.integers(0, 12 * 86400, size=len(pair)).astype("timedelta64[s]")
+    noise = int(0.3 * len(pair))  # images not in the pool
+    c_urls = np.concatenate([urls[pair], np.char.add("http://other.example.net/", np.arange(noise).astype(str))])
+    c_text = np.concatenate([texts[pair], np.full(noise, "some other alt text")])
+    c_snap = np.concatenate([snap, rng.integers(0, snapshots, size=noise)])
+    c_time = np.concatenate([times, base + rng.integers(0, 8 * 365 * 86400, size=noise).astype("timedelta64[s]")])
+    snap_ids = np.array([f"CC-MAIN-{2014 + s * 8 // snapshots}-{10 + s % 40:02d}" for s in range(snapshots)])
+    n = len(c_urls)
+    for k, part in enumerate(np.array_split(rng.permutation(n), 16)):
+        pq.write_table(pa.table({
+            "page_url": np.full(len(part), "http://page.example/"), "url": c_urls[part], "text": c_text[part],
+            "crawl_time": pa.array(c_time[part].astype("datetime64[us]"), pa.timestamp("us")),
+            "snapshot": snap_ids[c_snap[part]], "warc_file": np.full(len(part), "f.warc.gz"),
+            "warc_offset": np.zeros(len(part), np.int64)}), root / "candidates" / f"{k:05d}.parquet")
+    return n
+
+
+def spark_join(spark, root: Path, out: Path) -> None:
+    from curation import timestamps as ts
+
+    pool = ts.read_pool(spark, str(root / "metadata"))
+    cands = spark.read.parquet(str(root / "candidates"))
+    matched, unmatched = ts.join_pool(pool, ts.first_seen(ts.sightings(cands, pool)))
+    matched.write.mode("overwrite").parquet(str(out / "spark"))
+
+
+def duckdb_join(root: Path, out: Path) -> None:
+    import duckdb
+
+    from curation import sqlfiles
+
+    con = sqlfiles.connect(None, candidates=str(root / "candidates" / "*.parquet"),
+                           metadata=str(root / "metadata" / "*.parquet"))
+    con.execute("SET threads = 2")
+    sql = sqlfiles.load("sql/timestamps.sql")["first_seen_join"].sql
+    con.execute(f"COPY ({sql}) TO '{out / 'duckdb.parquet'}' (FORMAT parquet)")
+
+
+def bench_join(pool_rows: int) -> None:
+    from pyspark.sql import SparkSession
+
+    spark = (SparkSession.builder.master("local[2]").config("spark.sql.session.timeZone", "UTC")
+             .config("spark.ui.enabled", "false").config("spark.driver.memory", "6g")
+             .config("spark.sql.shuffle.partitions", "8").getOrCreate())
+    spark.sparkContext.setLogLevel("ERROR")
+    tmp = Path(tempfile.mkdtemp(prefix="bench-join-"))
+    try:
+        times = {}
+        for snapshots in (18, 36):
+            root = tmp / f"s{snapshots}"
+            n = synth_inputs(root, pool_rows, snapshots)
+            out = root / "out"
+            out.mkdir()
+            spark_join(spark, root, out)  # warm-up (JIT, class loading)
+            _, s_wall, _ = timed(lambda: spark_join(spark, root, out))
+            _, d_wall, _ = timed(lambda: duckdb_join(root, out))
+            times[snapshots] = (s_wall, d_wall, n)
+            print(f"join, {pool_rows:,} DataComp rows x {snapshots} snapshots ({n:,} candidate rows): "
+                  f"Spark local[2] {s_wall:.1f} s, DuckDB (2 threads) {d_wall:.1f} s, "
+                  f"Spark/DuckDB = {s_wall / d_wall:.2f} (target <= 2)")
+        s18, s36 = times[18], times[36]
+        print(f"cost growth, 18 -> 36 snapshots: Spark {s18[0]:.1f} -> {s36[0]:.1f} s ({s36[0] / s18[0]:.2f}x), "
+              f"DuckDB {s18[1]:.1f} -> {s36[1]:.1f} s ({s36[1] / s18[1]:.2f}x), "
+              f"candidates {s36[2] / s18[2]:.2f}x")
+    finally:
+        spark.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--pairs", type=int, default=40_000, help="sample-web size for the extraction benchmark")
+    p.add_argument("--join-rows", type=int, default=1_000_000, help="DataComp rows for the join benchmark")
+    p.add_argument("--skip-join", action="store_true")
+    p.add_argument("--skip-extract", action="store_true")
+    args = p.parse_args()
+    if not args.skip_extract:
+        from curation.sample_web.generate import generate
+        from curation.sample_web.world import SampleWebConfig
+
+        tmp = Path(tempfile.mkdtemp(prefix="bench-extract-"))
+        try:
+            world = tmp / "world"
+            # No damaged members: fastwarc and warcio stop at the first one, which would flatter them.
+            generate(SampleWebConfig(out=world, pairs=args.pairs, seed=3, corrupt_record_rate=0.0, big_page=False),
+                     progress=False, log=lambda *_: None)
+            paths = [str(world / line) for line in (world / "warc.manifest").read_text().split()]
+            bench_extraction("the sample web", paths)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        real = Path(__file__).resolve().parents[2] / "shared" / "data" / "warc"
+        if real.is_dir():
+            # fastwarc cannot read ARC or damaged files: compare on the WARC files all three can read.
+            ok = [str(p) for p in sorted(real.glob("*.warc*")) if p.name not in ("clipped.warc.gz",)]
+            bench_extraction("the shared real WARC files", ok)
+    if not args.skip_join:
+        bench_join(args.join_rows)
+
+
+if __name__ == "__main__":
+    main()

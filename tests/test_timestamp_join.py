@@ -1,0 +1,258 @@
+"""The Spark first-seen join (issue 4): DataFrame functions on local[1], the job end to end,
+incremental runs, DuckDB parity, bad input, and a real standalone cluster."""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from curation import sqlfiles
+from curation import timestamps as ts
+from curation.extract_cli import extract_to_dir
+from curation.timestamp_join import TimestampJoinConfig, main as job_main, read_manifest, run
+
+from .conftest import REPO
+
+UTC = dt.timezone.utc
+
+
+def _t(day, hour=0):
+    return dt.datetime(2016, 3, day, hour, tzinfo=UTC)
+
+
+def test_first_seen_takes_the_earliest_crawl_over_all_snapshots(spark):
+    rows = [  # (page_url, url, text, crawl_time, snapshot, warc_file, warc_offset)
+        ("p1", "u1", "t1", _t(20), "CC-MAIN-2016-14", "f2", 0),
+        ("p2", "u1", "t1", _t(9), "CC-MAIN-2016-10", "f1", 10),   # earliest
+        ("p3", "u1", "t1", _t(25), "CC-MAIN-2016-14", "f2", 20),  # latest
+        ("p4", "u1", "other text", _t(1), "CC-MAIN-2016-07", "f0", 0),  # same url, other text
+        ("p5", "u2", "t2", _t(15), "CC-MAIN-2016-10", "f1", 30),
+        ("p6", "u2", "t2", _t(15), "CC-MAIN-2016-09", "f9", 30),  # a tie: the smaller snapshot id wins
+        ("p7", "u9", "t9", _t(1), "CC-MAIN-2016-07", "f0", 40),   # not in the pool
+    ]
+    cands = spark.createDataFrame(rows, ts.CANDIDATE_SCHEMA)
+    pool = spark.createDataFrame([("a" * 32, "u1", "t1"), ("b" * 32, "u2", "t2"), ("c" * 32, "u3", "t3")],
+                                 "uid string, url string, text string")
+    matched, unmatched = ts.join_pool(pool, ts.first_seen(ts.sightings(cands, pool)))
+    got = {r.uid: r.asDict() for r in matched.collect()}
+    a = got["a" * 32]
+    assert a["first_seen_time"].replace(tzinfo=None) == _t(9).replace(tzinfo=None)
+    assert a["first_seen_snapshot"] == "CC-MAIN-2016-10"
+    assert a["last_seen_time"].replace(tzinfo=None) == _t(25).replace(tzinfo=None)
+    assert a["n_snapshots_seen"] == 2 and a["first_seen_month"] == "2016-03" and a["first_seen_year"] == 2016
+    assert got["b" * 32]["first_seen_snapshot"] == "CC-MAIN-2016-09"
+    assert [r.uid for r in unmatched.collect()] == ["c" * 32]
+    assert ts.seen_pool_urls(cands, pool).count() == 2
+
+
+@pytest.fixture(scope="module")
+def full_run(spark, sample_web, tmp_path_factory):
+    out = tmp_path_factory.mktemp("join") / "full"
+    stats = run(spark, TimestampJoinConfig(str(sample_web / "warc.manifest"), str(sample_web / "metadata"), str(out)),
+                log=lambda *_: None)
+    return out, stats
+
+
+def _first_seen_rows(out: Path):
+    return duckdb.sql(f"""select uid, url, text, first_seen_time, first_seen_month, first_seen_year::INTEGER,
+        first_seen_snapshot, last_seen_time, n_snapshots_seen
+        from read_parquet('{out}/first_seen/*/*.parquet', hive_partitioning=true) order by uid""").fetchall()
+
+
+def _unmatched(out: Path):
+    return duckdb.sql(f"select uid from '{out}/unmatched/*.parquet' order by uid").fetchall()
+
+
+def test_job_matches_the_ground_truth_and_accounts_for_every_row(full_run, sample_web):
+    out, stats = full_run
+    assert stats["accounting"]["ok"], stats["accounting"]["errors"]
+    j = stats["join"]
+    truth = duckdb.sql(f"select uid, first_seen_time, first_seen_snapshot, last_seen_time, n_snapshots_seen "
+                       f"from '{sample_web}/truth/*.parquet'").df()
+    seen = truth[truth.first_seen_time.notna()]
+    assert j["matched"] == len(seen) and j["unmatched"] == len(truth) - len(seen)
+    assert j["matched"] + j["unmatched"] == j["datacomp_rows"]
+    assert j["matched_on_url_alone"] >= j["matched"]
+    got = duckdb.sql(f"""select uid, first_seen_time, first_seen_snapshot, last_seen_time, n_snapshots_seen
+        from read_parquet('{out}/first_seen/*/*.parquet', hive_partitioning=true)""").df()
+    merged = seen.merge(got, on="uid", suffixes=("_truth", ""))
+    assert len(merged) == len(seen)
+    for col in ("first_seen_time", "last_seen_time"):
+        assert (merged[col].dt.tz_localize(None) == merged[col + "_truth"].dt.tz_localize(None)).all()
+    assert (merged.first_seen_snapshot == merged.first_seen_snapshot_truth).all()
+    assert (merged.n_snapshots_seen == merged.n_snapshots_seen_truth).all()
+    w = stats["warc"]
+    for stage in ("files", "records", "responses", "images"):
+        kept = w[stage].get("kept", 0)
+        dropped = sum(w[stage].get("dropped", {}).values())
+        failed = sum(w[stage].get("failed", {}).values())
+        assert kept + dropped + failed == w[stage]["input"], stage
+    assert w["records"]["failed"]["corrupt_gzip_member"] >= 1
+    assert sum(stats["first_seen_by_year"].values()) == j["matched"]
+    years = sorted(int(p.name.split("=")[1]) for p in (out / "first_seen").glob("first_seen_year=*"))
+    assert years == list(range(2014, 2023))
+
+
+def test_spark_and_duckdb_give_identical_rows(full_run, sample_web, tmp_path):
+    out, _ = full_run
+    cands = tmp_path / "cands"
+    extract_to_dir(read_manifest(str(sample_web / "warc.manifest"), None), cands, log=lambda *_: None)
+    rel = sqlfiles.run("sql/timestamps.sql", "first_seen_join", candidates=str(cands / "candidates.parquet"),
+                       metadata=str(sample_web / "metadata" / "*.parquet"))
+    reference = rel.fetchall()
+    assert reference == _first_seen_rows(out)
+    assert len(reference) > 1000
+
+
+def test_timestamp_queries_run(full_run):
+    out, stats = full_run
+    queries = sqlfiles.load("sql/timestamps.sql")
+    for name in queries:
+        if name == "first_seen_join":
+            continue
+        rows = sqlfiles.run("sql/timestamps.sql", name, root=str(out)).fetchall()
+        assert rows, name
+    per_year = dict(sqlfiles.run("sql/timestamps.sql", "pairs_per_year", root=str(out)).fetchall()[i][:2]
+                    for i in range(9))
+    assert {str(k): v for k, v in per_year.items()} == stats["first_seen_by_year"]
+
+
+def test_incremental_run_equals_a_full_recompute(spark, full_run, sample_web, tmp_path):
+    full_out, full_stats = full_run
+    lines = (sample_web / "warc.manifest").read_text().split()
+    early = tmp_path / "early.manifest"
+    early.write_text("".join(f"{sample_web / l}\n" for l in lines[:9]))
+    everything = tmp_path / "all.manifest"
+    everything.write_text("".join(f"{sample_web / l}\n" for l in lines))
+    meta = str(sample_web / "metadata")
+    quiet = lambda *_: None
+    first = run(spark, TimestampJoinConfig(str(early), meta, str(tmp_path / "first")), log=quiet)
+    assert first["inputs"]["warc_files_read_now"] == 9
+    inc = run(spark, TimestampJoinConfig(str(everything), meta, str(tmp_path / "inc"),
+                                         previous=str(tmp_path / "first")), log=quiet)
+    assert inc["inputs"]["warc_files_read_now"] == len(lines) - 9
+    assert inc["inputs"]["warc_files_from_previous"] == 9
+    assert _first_seen_rows(tmp_path / "inc") == _first_seen_rows(full_out)
+    assert _unmatched(tmp_path / "inc") == _unmatched(full_out)
+    assert inc["join"] == full_stats["join"]
+    assert inc["warc_counters"] == full_stats["warc_counters"]
+    assert inc["accounting"]["ok"]
+
+
+def test_rerun_gives_identical_output_and_replaces_its_own_output(spark, full_run, sample_web):
+    out, stats = full_run
+    before = _first_seen_rows(out)
+    again = run(spark, TimestampJoinConfig(str(sample_web / "warc.manifest"), str(sample_web / "metadata"), str(out)),
+                log=lambda *_: None)
+    assert _first_seen_rows(out) == before
+    assert again["join"] == stats["join"]
+    assert not list(out.parent.glob("full.tmp-*")) and not list(out.parent.glob("full.old-*"))
+
+
+def _job(*args, env=None):
+    return subprocess.run([sys.executable, "curation/timestamp_join.py", *map(str, args)], capture_output=True,
+                          text=True, cwd=REPO, env=env)
+
+
+def test_bad_input_stops_before_any_work(tmp_path, sample_web):
+    empty = tmp_path / "empty.manifest"
+    empty.write_text("\n# only a comment\n")
+    res = _job(empty, sample_web / "metadata", tmp_path / "out")
+    assert res.returncode == 2 and "manifest is empty" in res.stderr and len(res.stderr.strip().splitlines()) == 1
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    bad_meta = tmp_path / "meta"
+    bad_meta.mkdir()
+    pq.write_table(pa.table({"uid": ["a"], "caption": ["x"]}), bad_meta / "0.parquet")
+    res = _job(sample_web / "warc.manifest", bad_meta, tmp_path / "out")
+    assert res.returncode == 2 and "lacks required column(s) url, text" in res.stderr
+
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    (foreign / "keep.txt").write_text("mine")
+    res = _job(sample_web / "warc.manifest", sample_web / "metadata", foreign)
+    assert res.returncode == 2 and "refusing to overwrite" in res.stderr
+    assert (foreign / "keep.txt").read_text() == "mine"
+    assert not (tmp_path / "out").exists()
+
+
+def test_missing_manifest_entries_are_counted_and_the_job_goes_on(spark, sample_web, tmp_path):
+    lines = (sample_web / "warc.manifest").read_text().split()[:2]
+    manifest = tmp_path / "m.txt"
+    manifest.write_text("".join(f"{sample_web / l}\n" for l in lines) + str(tmp_path / "gone.warc.gz") + "\n")
+    stats = run(spark, TimestampJoinConfig(str(manifest), str(sample_web / "metadata"), str(tmp_path / "o")),
+                log=lambda *_: None)
+    assert stats["warc"]["files"]["failed"]["missing"] == 1
+    assert stats["warc"]["files"]["input"] == 3 and stats["accounting"]["ok"]
+
+
+def test_spark_submit_help_works():
+    from pyspark.find_spark_home import _find_spark_home
+
+    res = subprocess.run([os.path.join(_find_spark_home(), "bin", "spark-submit"), "curation/timestamp_join.py",
+                          "--help"], capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert "MANIFEST" in res.stdout and "--previous" in res.stdout
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_standalone_cluster_gives_the_local_result(full_run, sample_web, tmp_path):
+    """A real Spark standalone master and worker on 127.0.0.1, started with pyspark's own scripts."""
+    from pyspark.find_spark_home import _find_spark_home
+
+    home = _find_spark_home()
+    spark_class = os.path.join(home, "bin", "spark-class")
+    port, web = _free_port(), _free_port()
+    env = {**os.environ, "SPARK_LOCAL_IP": "127.0.0.1", "SPARK_HOME": home}
+    procs = []
+    try:
+        procs.append(subprocess.Popen([spark_class, "org.apache.spark.deploy.master.Master", "--host", "127.0.0.1",
+                                       "--port", str(port), "--webui-port", str(web)], env=env,
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        master = f"spark://127.0.0.1:{port}"
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.5)
+        procs.append(subprocess.Popen([spark_class, "org.apache.spark.deploy.worker.Worker", master, "--host",
+                                       "127.0.0.1", "--cores", "2", "--memory", "2g", "--webui-port",
+                                       str(_free_port())], env=env,
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        out = tmp_path / "cluster-out"
+        res = subprocess.run([os.path.join(home, "bin", "spark-submit"), "--master", master,
+                              "--conf", "spark.sql.session.timeZone=UTC", "--conf", "spark.ui.enabled=false",
+                              "curation/timestamp_join.py", sample_web / "warc.manifest", sample_web / "metadata", out],
+                             capture_output=True, text=True, cwd=REPO, env=env, timeout=600)
+        assert res.returncode == 0, res.stderr[-3000:]
+        assert "matched on (url, text)" in res.stdout
+        local_out, local_stats = full_run
+        assert _first_seen_rows(out) == _first_seen_rows(local_out)
+        assert json.loads((out / "stats.json").read_text())["join"] == local_stats["join"]
+    finally:
+        for p in reversed(procs):
+            p.terminate()
+        for p in procs:
+            try:
+                p.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                p.kill()
