@@ -46,6 +46,7 @@ class TimestampJoinConfig:
     max_page_mb: float = 5.0
     master: str = "local[*]"
     keep_candidates: bool = False
+    files_per_year: int = 1
 
     @property
     def max_page_bytes(self) -> int:
@@ -64,9 +65,13 @@ def parse_args(argv: list[str] | None) -> TimestampJoinConfig:
     p.add_argument("--max-page-mb", type=float, default=5.0, help="skip (and count) larger HTML payloads")
     p.add_argument("--master", default="local[*]", help="used only when not launched by spark-submit")
     p.add_argument("--keep-candidates", action="store_true", help="also write candidates/ (every <img> row)")
+    p.add_argument("--files-per-year", type=int, default=1,
+                   help="parquet files per first_seen_year partition (rows split by uid hash; default 1)")
     a = p.parse_args(argv)
+    if a.files_per_year < 1:
+        p.error("--files-per-year must be at least 1")
     return TimestampJoinConfig(a.manifest, a.metadata_dir, a.output_dir, a.previous, a.input_base, a.partitions,
-                               a.max_page_mb, a.master, a.keep_candidates)
+                               a.max_page_mb, a.master, a.keep_candidates, a.files_per_year)
 
 
 # ------------------------------------------------------------------ paths and files
@@ -224,7 +229,9 @@ def run(spark, cfg: TimestampJoinConfig, log=print) -> dict:
             candidates.write.partitionBy("snapshot").parquet(tmp + "/candidates")
         sightings_df = spark.read.parquet(tmp + "/sightings")
         matched, unmatched = ts.join_pool(pool, ts.first_seen(sightings_df))
-        (matched.repartition("first_seen_year").sortWithinPartitions("uid")
+        bucket = F.pmod(F.xxhash64("uid"), F.lit(cfg.files_per_year))
+        (matched.withColumn("_bucket", bucket).repartition("first_seen_year", "_bucket")
+         .sortWithinPartitions("uid").drop("_bucket")
          .write.partitionBy("first_seen_year").parquet(tmp + "/first_seen"))
         unmatched.repartition(1).sortWithinPartitions("uid").write.parquet(tmp + "/unmatched")
 

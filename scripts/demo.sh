@@ -7,7 +7,15 @@ scripts/bootstrap.sh
 . scripts/env.sh
 OUT=${DEMO_OUT:-demo-out}
 PAIRS=${DEMO_PAIRS:-50000}
-echo "[demo] 1/2 generating a sample web of $PAIRS pairs in $OUT/world"
+echo "[demo] 1/3 generating a sample web of $PAIRS pairs in $OUT/world"
 tic-sample-web --out "$OUT/world" --pairs "$PAIRS" --seed 0
-echo "[demo] 2/2 what the world holds (DuckDB over its parquet)"
-python -m curation.sqlfiles sql/sample_web.sql --var root="$OUT/world" --run pool_by_birth_year --run crawl_overview
+python -m curation.sqlfiles sql/sample_web.sql --var root="$OUT/world" --run crawl_overview
+echo "[demo] 2/3 first-seen timestamps: spark-submit curation/timestamp_join.py (local[*])"
+spark-submit --master 'local[*]' --driver-memory 4g --conf spark.log.level=ERROR \
+  --conf spark.ui.showConsoleProgress=false \
+  curation/timestamp_join.py "$OUT/world/warc.manifest" "$OUT/world/metadata" "$OUT/timestamps" 2> "$OUT/timestamp_join.log" \
+  || { tail -20 "$OUT/timestamp_join.log" >&2; exit 1; }
+test -f "$OUT/timestamps/stats.json" || { echo "[demo] the timestamp join failed" >&2; exit 1; }
+echo "[demo] 3/3 DuckDB over the first-seen table (sql/timestamps.sql)"
+python -m curation.sqlfiles sql/timestamps.sql --var root="$OUT/timestamps" \
+  --run pairs_per_year --run single_snapshot_share --run unmatched_by_reason

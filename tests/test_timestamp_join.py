@@ -126,6 +126,28 @@ def test_timestamp_queries_run(full_run):
     assert {str(k): v for k, v in per_year.items()} == stats["first_seen_by_year"]
 
 
+def test_named_queries_run_in_the_duckdb_cli_too(full_run, sample_web, tmp_path):
+    import csv
+    import io
+
+    exe = shutil.which("duckdb") or str(Path(sys.executable).parent / "duckdb")
+    if not Path(exe).exists():
+        pytest.skip("the duckdb CLI (duckdb-cli) is not installed")
+    out, _ = full_run
+    cands = tmp_path / "cands"
+    extract_to_dir(read_manifest(str(sample_web / "warc.manifest"), None), cands, log=lambda *_: None)
+    variables = {"root": str(out), "candidates": str(cands / "candidates.parquet"),
+                 "metadata": str(sample_web / "metadata" / "*.parquet")}
+    for name, query in sqlfiles.load("sql/timestamps.sql").items():
+        sets = [c for k, v in variables.items() for c in ("-c", f"SET VARIABLE {k} = '{v}'")]
+        res = subprocess.run([exe, "-csv", *sets, "-c", query.sql], capture_output=True, text=True, timeout=120)
+        assert res.returncode == 0, (name, res.stderr)
+        cli_rows = list(csv.reader(io.StringIO(res.stdout)))[1:]
+        py_rows = sqlfiles.run("sql/timestamps.sql", name, **variables).fetchall()
+        assert len(cli_rows) == len(py_rows) > 0, name
+        assert [r[0] for r in cli_rows] == [str(r[0]) for r in py_rows], name
+
+
 def test_incremental_run_equals_a_full_recompute(spark, full_run, sample_web, tmp_path):
     full_out, full_stats = full_run
     lines = (sample_web / "warc.manifest").read_text().split()
