@@ -205,35 +205,33 @@ def run(spark, cfg: TimestampJoinConfig, log=print) -> dict:
     for key, value in prev_counters.items():
         counters[key] = counters.get(key, 0) + int(value)
 
-    new_sightings = ts.sightings(candidates, pool)
-    new_urls = ts.seen_pool_urls(candidates, pool)
-    files_df = spark.createDataFrame([(p,) for p in sorted(set(todo) | prev_files)] or [("",)], "warc_file string")
-    files_df = files_df.where(F.col("warc_file") != "")
+    from pyspark import StorageLevel
+
+    rows = ts.pool_sightings(candidates, pool)
+    files_df = spark.createDataFrame([(p,) for p in sorted(set(todo) | prev_files)], "warc_file string")
     if cfg.previous:
         prev = cfg.previous.rstrip("/")
-        # Re-aggregate, so that new files of a snapshot already seen fold in exactly.
-        all_sightings = (new_sightings.unionByName(spark.read.parquet(prev + "/sightings"))
-                         .groupBy("url", "text", "snapshot")
-                         .agg(F.min("first_time").alias("first_time"), F.max("last_time").alias("last_time"),
-                              F.sum("n_images").alias("n_images")))
-        all_urls = new_urls.unionByName(spark.read.parquet(prev + "/seen_urls")).distinct()
-    else:
-        all_sightings, all_urls = new_sightings, new_urls
+        sightings_df = ts.fold_sightings(spark.read.parquet(prev + "/sightings"), ts.pair_sightings(rows))
+        urls_df = (rows.where("url_seen").select("url")
+                   .unionByName(spark.read.parquet(prev + "/seen_urls")).distinct())
+        rows = ts.rows_from_sightings(pool, sightings_df, urls_df)
+    rows = rows.persist(StorageLevel.MEMORY_AND_DISK)
 
     tmp = cfg.output_dir.rstrip("/") + f".tmp-{uuid.uuid4().hex[:8]}"
     try:
-        all_sightings.repartition(1).sortWithinPartitions("url", "text", "snapshot").write.parquet(tmp + "/sightings")
-        all_urls.repartition(1).sortWithinPartitions("url").write.parquet(tmp + "/seen_urls")
-        files_df.repartition(1).sortWithinPartitions("warc_file").write.parquet(tmp + "/warc_files")
         if cfg.keep_candidates and todo:
             candidates.write.partitionBy("snapshot").parquet(tmp + "/candidates")
-        sightings_df = spark.read.parquet(tmp + "/sightings")
-        matched, unmatched = ts.join_pool(pool, ts.first_seen(sightings_df))
+        matched, unmatched = ts.split_matched(rows)
         bucket = F.pmod(F.xxhash64("uid"), F.lit(cfg.files_per_year))
         (matched.withColumn("_bucket", bucket).repartition("first_seen_year", "_bucket")
          .sortWithinPartitions("uid").drop("_bucket")
          .write.partitionBy("first_seen_year").parquet(tmp + "/first_seen"))
         unmatched.repartition(1).sortWithinPartitions("uid").write.parquet(tmp + "/unmatched")
+        (ts.pair_sightings(rows).repartition(1).sortWithinPartitions("url", "text")
+         .write.parquet(tmp + "/sightings"))
+        rows.where("url_seen").select("url").distinct().repartition(1).sortWithinPartitions("url") \
+            .write.parquet(tmp + "/seen_urls")
+        files_df.repartition(1).sortWithinPartitions("warc_file").write.parquet(tmp + "/warc_files")
 
         first = spark.read.parquet(tmp + "/first_seen")
         by_year = {str(r.first_seen_year): int(r["count"])
@@ -241,7 +239,8 @@ def run(spark, cfg: TimestampJoinConfig, log=print) -> dict:
         n_pool = pool.count()
         n_matched = sum(by_year.values())
         n_unmatched = spark.read.parquet(tmp + "/unmatched").count()
-        n_url_only = pool.join(spark.read.parquet(tmp + "/seen_urls"), "url", "left_semi").count()
+        n_url_only = rows.where("url_seen").count()
+        rows.unpersist()
         errors = accounting_errors(counters)
         if n_matched + n_unmatched != n_pool:
             errors.append(f"join: matched {n_matched} + unmatched {n_unmatched} != DataComp rows {n_pool}")

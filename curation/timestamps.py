@@ -3,12 +3,13 @@
 The job (`curation/timestamp_join.py`) wires these together; tests call them directly on a
 `local[1]` session.
 
-    candidates  (page_url, url, text, crawl_time, snapshot, warc_file, warc_offset)   every <img> of every page
-      -> sightings (url, text, snapshot, first_time, last_time, n_images)              per pair and snapshot
-      -> first_seen (url, text, first_seen_time, first_seen_snapshot, last_seen_time, n_snapshots_seen)
-      -> joined with the pool on exact (url, text): matched rows get the timestamps, the rest are unmatched.
+    candidates (page_url, url, text, crawl_time, snapshot, warc_file, warc_offset)   every <img> of every page
+      -> pool_sightings: per pool row, the earliest/latest crawl of its exact (url, text), the
+         snapshots that showed it, and whether its URL was seen with any text   (one shuffle)
+      -> split_matched: matched rows (the output contract) and unmatched rows.
 
-Sightings are kept only for pairs of the pool; they are what incremental runs fold new snapshots into.
+Per-pair sightings of seen pool pairs are kept; incremental runs fold new WARC files into them
+(`fold_sightings`) and rebuild the rows (`rows_from_sightings`).
 """
 from __future__ import annotations
 
@@ -77,42 +78,80 @@ def extract_candidates(spark: SparkSession, paths: list[str], cfg: ExtractConfig
     return candidates, counters
 
 
-def sightings(candidates: DataFrame, pool: DataFrame) -> DataFrame:
-    """Per (url, text, snapshot) of a pool pair: first and last crawl time, and how many <img> rows."""
-    pairs = pool.select("url", "text").distinct()
-    return (candidates.join(pairs, ["url", "text"], "left_semi")
-            .groupBy("url", "text", "snapshot")
-            .agg(F.min("crawl_time").alias("first_time"), F.max("crawl_time").alias("last_time"),
-                 F.count(F.lit(1)).alias("n_images")))
+NO_SNAPSHOT = "\uffff"  # sorts after every snapshot id, so a known snapshot wins a tie
 
 
-def seen_pool_urls(candidates: DataFrame, pool: DataFrame) -> DataFrame:
-    """Pool URLs that appear in the candidates with any text (for the url-only match count)."""
-    return candidates.select("url").join(pool.select("url").distinct(), "url", "left_semi").distinct()
+def _earliest(time_col: str, snapshot_col: str, when=None):
+    """min over (time, snapshot) pairs: the earliest time, ties going to the smaller snapshot id."""
+    pair = F.struct(F.col(time_col).alias("t"), F.coalesce(F.col(snapshot_col), F.lit(NO_SNAPSHOT)).alias("s"))
+    return F.min(pair if when is None else F.when(when, pair))
 
 
-def first_seen(sightings_df: DataFrame) -> DataFrame:
-    """Per pair: the earliest crawl over all snapshots (ties: the smaller snapshot id), the latest,
-    and the number of distinct snapshots that showed it."""
-    first = F.min(F.struct(F.col("first_time"), F.coalesce(F.col("snapshot"), F.lit("\uffff")).alias("s")))
-    return (sightings_df.groupBy("url", "text")
-            .agg(first.alias("_first"), F.max("last_time").alias("last_seen_time"),
-                 F.countDistinct("snapshot").alias("n_snapshots_seen"))
-            .select("url", "text", F.col("_first.first_time").alias("first_seen_time"),
-                    F.when(F.col("_first.s") == "\uffff", None).otherwise(F.col("_first.s"))
-                    .alias("first_seen_snapshot"),
-                    "last_seen_time", F.col("n_snapshots_seen").cast("int").alias("n_snapshots_seen")))
+def _unpack_earliest(col: str) -> list:
+    return [F.col(f"{col}.t").alias("first_seen_time"),
+            F.when(F.col(f"{col}.s") == NO_SNAPSHOT, None).otherwise(F.col(f"{col}.s")).alias("first_seen_snapshot")]
 
 
-def join_pool(pool: DataFrame, first_seen_df: DataFrame) -> tuple[DataFrame, DataFrame]:
-    """(matched, unmatched): pool rows with their timestamps, and pool rows no snapshot showed."""
-    pool = pool.select(*POOL_COLUMNS)
-    matched = (pool.join(first_seen_df, ["url", "text"], "inner")
+def pool_sightings(candidates: DataFrame, pool: DataFrame) -> DataFrame:
+    """Per pool row: how the crawl saw its exact (url, text) pair, and whether it saw its URL at all.
+
+    One shuffle: candidates are joined to the pool on url, and the aggregation by
+    (uid, url, text) reuses that partitioning. Columns: uid, url, text, first_seen_time,
+    first_seen_snapshot, last_seen_time (null when never seen), snapshots (sorted distinct ids),
+    n_images (matching <img> rows), url_seen (bool).
+    """
+    cands = candidates.select("url", F.col("text").alias("_ctext"), "crawl_time", "snapshot")
+    joined = pool.select(*POOL_COLUMNS).join(cands, "url", "left")
+    exact = F.col("_ctext") == F.col("text")
+    return (joined.groupBy("uid", "url", "text")
+            .agg(_earliest("crawl_time", "snapshot", exact).alias("_first"),
+                 F.max(F.when(exact, F.col("crawl_time"))).alias("last_seen_time"),
+                 F.array_sort(F.collect_set(F.when(exact, F.col("snapshot")))).alias("snapshots"),
+                 F.sum(F.when(exact, 1).otherwise(0)).cast("long").alias("n_images"),
+                 F.max(F.col("_ctext").isNotNull()).alias("url_seen"))
+            .select("uid", "url", "text", *_unpack_earliest("_first"), "last_seen_time", "snapshots", "n_images",
+                    "url_seen"))
+
+
+SIGHTING_COLUMNS = ("url", "text", "first_seen_time", "first_seen_snapshot", "last_seen_time", "snapshots",
+                    "n_images")
+
+
+def pair_sightings(rows: DataFrame) -> DataFrame:
+    """The per-pair part of `pool_sightings` for seen pairs: what --previous folds new files into."""
+    return rows.where(F.col("first_seen_time").isNotNull()).select(*SIGHTING_COLUMNS).dropDuplicates(["url", "text"])
+
+
+def fold_sightings(previous: DataFrame, new: DataFrame) -> DataFrame:
+    """Per-pair sightings of two sets of WARC files combined: equal to reading them all at once."""
+    return (previous.select(*SIGHTING_COLUMNS).unionByName(new.select(*SIGHTING_COLUMNS))
+            .groupBy("url", "text")
+            .agg(_earliest("first_seen_time", "first_seen_snapshot").alias("_first"),
+                 F.max("last_seen_time").alias("last_seen_time"),
+                 F.array_sort(F.array_distinct(F.flatten(F.collect_list("snapshots")))).alias("snapshots"),
+                 F.sum("n_images").alias("n_images"))
+            .select("url", "text", *_unpack_earliest("_first"), "last_seen_time", "snapshots", "n_images"))
+
+
+def rows_from_sightings(pool: DataFrame, sightings_df: DataFrame, seen_urls: DataFrame) -> DataFrame:
+    """`pool_sightings`' rows rebuilt from per-pair sightings and the seen pool URLs."""
+    urls = seen_urls.select("url").distinct().withColumn("url_seen", F.lit(True))
+    return (pool.select(*POOL_COLUMNS).join(sightings_df.select(*SIGHTING_COLUMNS), ["url", "text"], "left")
+            .join(urls, "url", "left")
+            .withColumn("url_seen", F.coalesce("url_seen", F.lit(False)))
+            .select("uid", "url", "text", "first_seen_time", "first_seen_snapshot", "last_seen_time", "snapshots",
+                    "n_images", "url_seen"))
+
+
+def split_matched(rows: DataFrame) -> tuple[DataFrame, DataFrame]:
+    """(matched rows in the output contract, unmatched pool rows)."""
+    seen = F.col("first_seen_time").isNotNull()
+    matched = (rows.where(seen)
                .withColumn("first_seen_month", F.date_format("first_seen_time", "yyyy-MM"))
                .withColumn("first_seen_year", F.year("first_seen_time").cast("int"))
+               .withColumn("n_snapshots_seen", F.size("snapshots").cast("int"))
                .select(*OUTPUT_COLUMNS))
-    unmatched = pool.join(first_seen_df.select("url", "text"), ["url", "text"], "left_anti").select(*POOL_COLUMNS)
-    return matched, unmatched
+    return matched, rows.where(~seen).select(*POOL_COLUMNS)
 
 
 def read_pool(spark: SparkSession, metadata_dir: str) -> DataFrame:

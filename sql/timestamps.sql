@@ -28,18 +28,19 @@ GROUP BY first_seen_year
 ORDER BY first_seen_year;
 
 -- name: snapshot_coverage
--- Per snapshot: pool pairs it showed, how many it showed first, and its crawl window.
-WITH sightings AS (
-    SELECT * FROM read_parquet(getvariable('root') || '/sightings/*.parquet')
+-- Per snapshot: pool pairs it showed, and how many of them it showed first.
+WITH per_snapshot AS (
+    SELECT unnest(snapshots) AS snapshot FROM read_parquet(getvariable('root') || '/sightings/*.parquet')
+), shown AS (
+    SELECT snapshot, count(*) AS pool_pairs_seen FROM per_snapshot GROUP BY snapshot
 ), firsts AS (
     SELECT first_seen_snapshot AS snapshot, count(*) AS first_seen_here
     FROM read_parquet(getvariable('root') || '/first_seen/*/*.parquet', hive_partitioning = true)
     GROUP BY 1
 )
-SELECT s.snapshot, count(*) AS pool_pairs_seen, coalesce(any_value(f.first_seen_here), 0) AS first_seen_here,
-       min(s.first_time) AS window_start, max(s.last_time) AS window_end
-FROM sightings s LEFT JOIN firsts f USING (snapshot)
-GROUP BY s.snapshot
+SELECT s.snapshot, s.pool_pairs_seen, coalesce(f.first_seen_here, 0) AS first_seen_here,
+       round(coalesce(f.first_seen_here, 0) / s.pool_pairs_seen, 4) AS new_share
+FROM shown s LEFT JOIN firsts f USING (snapshot)
 ORDER BY s.snapshot;
 
 -- name: first_last_lag

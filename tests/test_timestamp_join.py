@@ -42,7 +42,8 @@ def test_first_seen_takes_the_earliest_crawl_over_all_snapshots(spark):
     cands = spark.createDataFrame(rows, ts.CANDIDATE_SCHEMA)
     pool = spark.createDataFrame([("a" * 32, "u1", "t1"), ("b" * 32, "u2", "t2"), ("c" * 32, "u3", "t3")],
                                  "uid string, url string, text string")
-    matched, unmatched = ts.join_pool(pool, ts.first_seen(ts.sightings(cands, pool)))
+    rows = ts.pool_sightings(cands, pool)
+    matched, unmatched = ts.split_matched(rows)
     got = {r.uid: r.asDict() for r in matched.collect()}
     a = got["a" * 32]
     assert a["first_seen_time"].replace(tzinfo=None) == _t(9).replace(tzinfo=None)
@@ -51,7 +52,12 @@ def test_first_seen_takes_the_earliest_crawl_over_all_snapshots(spark):
     assert a["n_snapshots_seen"] == 2 and a["first_seen_month"] == "2016-03" and a["first_seen_year"] == 2016
     assert got["b" * 32]["first_seen_snapshot"] == "CC-MAIN-2016-09"
     assert [r.uid for r in unmatched.collect()] == ["c" * 32]
-    assert ts.seen_pool_urls(cands, pool).count() == 2
+    assert rows.where("url_seen").count() == 2
+    # Folding two halves of the candidates gives what all of them give at once.
+    first_half, second_half = cands.where("warc_file in ('f0', 'f1')"), cands.where("warc_file not in ('f0', 'f1')")
+    folded = ts.fold_sightings(ts.pair_sightings(ts.pool_sightings(first_half, pool)),
+                               ts.pair_sightings(ts.pool_sightings(second_half, pool)))
+    assert sorted(map(tuple, folded.collect())) == sorted(map(tuple, ts.pair_sightings(rows).collect()))
 
 
 @pytest.fixture(scope="module")
