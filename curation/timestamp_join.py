@@ -19,20 +19,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
-import uuid
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 if __package__ in (None, ""):  # run as a file (spark-submit curation/timestamp_join.py): find the package
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from curation.sparkio import (InputError, build_session, check_output_local, commit, delete, hadoop_fs,  # noqa: E402
+                              is_local, local_path, read_text, temp_sibling, write_text)
+
 TOOL = "tic-timestamp-join"
-
-
-class InputError(Exception):
-    """Bad input found before any work: reported as one line, exit code 2."""
 
 
 @dataclass(frozen=True)
@@ -74,29 +71,15 @@ def parse_args(argv: list[str] | None) -> TimestampJoinConfig:
                                a.max_page_mb, a.master, a.keep_candidates, a.files_per_year)
 
 
-# ------------------------------------------------------------------ paths and files
-
-def _is_local(path: str) -> bool:
-    return "://" not in path or path.startswith("file://")
-
-
-def _local(path: str) -> str:
-    return path[len("file://"):] if path.startswith("file://") else path
-
-
-def _hadoop_fs(spark, path: str):
-    jvm = spark.sparkContext._jvm
-    jpath = jvm.org.apache.hadoop.fs.Path(path)
-    return jpath.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration()), jpath
-
+# ------------------------------------------------------------------ inputs
 
 def read_manifest(manifest: str, input_base: str | None, spark=None) -> list[str]:
-    if _is_local(manifest):
+    if is_local(manifest):
         try:
-            text = Path(_local(manifest)).read_text(encoding="utf-8")
+            text = local_path(manifest).read_text(encoding="utf-8")
         except FileNotFoundError:
             raise InputError(f"{manifest}: manifest not found")
-        base = input_base or str(Path(_local(manifest)).resolve().parent)
+        base = input_base or str(local_path(manifest).resolve().parent)
     else:
         text = "\n".join(spark.sparkContext.textFile(manifest).collect())
         base = input_base or manifest.rsplit("/", 1)[0]
@@ -117,7 +100,7 @@ def check_metadata_local(metadata_dir: str) -> None:
 
     from curation.timestamps import POOL_COLUMNS
 
-    root = Path(_local(metadata_dir))
+    root = local_path(metadata_dir)
     if not root.is_dir():
         raise InputError(f"{metadata_dir}: metadata directory not found")
     files = sorted(root.rglob("*.parquet"))
@@ -140,22 +123,7 @@ def is_our_output(path: Path) -> bool:
         return False
 
 
-def check_output_local(output_dir: str) -> None:
-    out = Path(_local(output_dir))
-    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not is_our_output(out))):
-        raise InputError(f"{output_dir}: exists and is not an earlier {TOOL} output; refusing to overwrite it")
-
-
 # ------------------------------------------------------------------ the job
-
-def build_session(cfg: TimestampJoinConfig):
-    from pyspark.sql import SparkSession
-
-    builder = SparkSession.builder.appName(TOOL).config("spark.sql.session.timeZone", "UTC")
-    if "PYSPARK_GATEWAY_PORT" not in os.environ:  # not launched by spark-submit, which sets the master
-        builder = builder.master(cfg.master)
-    return builder.getOrCreate()
-
 
 def run(spark, cfg: TimestampJoinConfig, log=print) -> dict:
     """The whole job on a given session; returns the stats written to stats.json."""
@@ -164,9 +132,9 @@ def run(spark, cfg: TimestampJoinConfig, log=print) -> dict:
     from curation import timestamps as ts
     from curation.extract import ExtractConfig, accounting_errors, nest_stats
 
-    if _is_local(cfg.output_dir):
-        check_output_local(cfg.output_dir)
-    if _is_local(cfg.metadata_dir):
+    if is_local(cfg.output_dir):
+        check_output_local(cfg.output_dir, is_our_output, TOOL)
+    if is_local(cfg.metadata_dir):
         check_metadata_local(cfg.metadata_dir)
     paths = read_manifest(cfg.manifest, cfg.input_base, spark)
     pool = ts.read_pool(spark, cfg.metadata_dir)
@@ -174,7 +142,7 @@ def run(spark, cfg: TimestampJoinConfig, log=print) -> dict:
     prev_files: set[str] = set()
     prev_counters: dict[str, int] = {}
     if cfg.previous:
-        prev_stats = json.loads(_read_text(spark, cfg.previous.rstrip("/") + "/stats.json"))
+        prev_stats = json.loads(read_text(spark, cfg.previous.rstrip("/") + "/stats.json"))
         if prev_stats.get("tool") != TOOL:
             raise InputError(f"{cfg.previous}: not a {TOOL} output")
         prev_counters = prev_stats["warc_counters"]
@@ -184,11 +152,11 @@ def run(spark, cfg: TimestampJoinConfig, log=print) -> dict:
         + (f", {len(paths) - len(todo)} already in {cfg.previous}" if cfg.previous else ""))
 
     counters: dict[str, int] = {}
-    hadoop = not all(_is_local(p) for p in todo)
+    hadoop = not all(is_local(p) for p in todo)
     if hadoop:  # the driver checks existence, so one missing file does not fail binaryFiles
         present = []
         for p in todo:
-            fs, jp = _hadoop_fs(spark, p)
+            fs, jp = hadoop_fs(spark, p)
             if fs.exists(jp):
                 present.append(p)
             else:
@@ -217,7 +185,7 @@ def run(spark, cfg: TimestampJoinConfig, log=print) -> dict:
         rows = ts.rows_from_sightings(pool, sightings_df, urls_df)
     rows = rows.persist(StorageLevel.MEMORY_AND_DISK)
 
-    tmp = cfg.output_dir.rstrip("/") + f".tmp-{uuid.uuid4().hex[:8]}"
+    tmp = temp_sibling(cfg.output_dir)
     try:
         if cfg.keep_candidates and todo:
             candidates.write.partitionBy("snapshot").parquet(tmp + "/candidates")
@@ -256,65 +224,25 @@ def run(spark, cfg: TimestampJoinConfig, log=print) -> dict:
             "first_seen_by_year": by_year,
             "accounting": {"ok": not errors, "errors": errors},
         }
-        _write_text(spark, tmp + "/stats.json", json.dumps(stats, indent=1, sort_keys=True) + "\n")
-        _commit(spark, tmp, cfg.output_dir)
+        write_text(spark, tmp + "/stats.json", json.dumps(stats, indent=1, sort_keys=True) + "\n")
+        commit(spark, tmp, cfg.output_dir)
     except BaseException:
-        _delete(spark, tmp)
+        delete(spark, tmp)
         raise
     return stats
-
-
-# ------------------------------------------------------------------ Hadoop-FS helpers (local paths included)
-
-def _read_text(spark, path: str) -> str:
-    if _is_local(path):
-        return Path(_local(path)).read_text(encoding="utf-8")
-    return "\n".join(spark.sparkContext.textFile(path).collect())
-
-
-def _write_text(spark, path: str, text: str) -> None:
-    fs, jp = _hadoop_fs(spark, path)
-    out = fs.create(jp, True)
-    try:
-        out.write(bytearray(text.encode("utf-8")))
-    finally:
-        out.close()
-
-
-def _delete(spark, path: str) -> None:
-    fs, jp = _hadoop_fs(spark, path)
-    if fs.exists(jp):
-        fs.delete(jp, True)
-
-
-def _commit(spark, tmp: str, final: str) -> None:
-    """Move the finished output into place; an earlier output is replaced only after that."""
-    jvm = spark.sparkContext._jvm
-    fs, jfinal = _hadoop_fs(spark, final)
-    jtmp = jvm.org.apache.hadoop.fs.Path(tmp)
-    if fs.exists(jfinal):
-        jold = jvm.org.apache.hadoop.fs.Path(final.rstrip("/") + f".old-{uuid.uuid4().hex[:8]}")
-        if not fs.rename(jfinal, jold):
-            raise OSError(f"{final}: could not move the earlier output aside")
-        if not fs.rename(jtmp, jfinal):
-            fs.rename(jold, jfinal)
-            raise OSError(f"{final}: could not move the new output into place")
-        fs.delete(jold, True)
-    elif not fs.rename(jtmp, jfinal):
-        raise OSError(f"{final}: could not move the new output into place")
 
 
 def main(argv: list[str] | None = None) -> int:
     cfg = parse_args(argv)
     try:
         # Cheap checks first, before a JVM starts.
-        if _is_local(cfg.manifest):
+        if is_local(cfg.manifest):
             read_manifest(cfg.manifest, cfg.input_base)
-        if _is_local(cfg.metadata_dir):
+        if is_local(cfg.metadata_dir):
             check_metadata_local(cfg.metadata_dir)
-        if _is_local(cfg.output_dir):
-            check_output_local(cfg.output_dir)
-        spark = build_session(cfg)
+        if is_local(cfg.output_dir):
+            check_output_local(cfg.output_dir, is_our_output, TOOL)
+        spark = build_session(TOOL, cfg.master)
         try:
             stats = run(spark, cfg)
         finally:

@@ -106,3 +106,14 @@ def spark():
     session.sparkContext.setLogLevel("ERROR")
     yield session
     session.stop()
+
+
+@pytest.fixture(scope="session")
+def timestamps_out(spark, sample_web, tmp_path_factory):
+    """The timestamp join over the sample web (one run per test session): (output dir, stats)."""
+    from curation.timestamp_join import TimestampJoinConfig, run
+
+    out = tmp_path_factory.mktemp("join") / "full"
+    stats = run(spark, TimestampJoinConfig(str(sample_web / "warc.manifest"), str(sample_web / "metadata"), str(out)),
+                log=lambda *_: None)
+    return out, stats

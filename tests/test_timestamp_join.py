@@ -60,12 +60,9 @@ def test_first_seen_takes_the_earliest_crawl_over_all_snapshots(spark):
     assert sorted(map(tuple, folded.collect())) == sorted(map(tuple, ts.pair_sightings(rows).collect()))
 
 
-@pytest.fixture(scope="module")
-def full_run(spark, sample_web, tmp_path_factory):
-    out = tmp_path_factory.mktemp("join") / "full"
-    stats = run(spark, TimestampJoinConfig(str(sample_web / "warc.manifest"), str(sample_web / "metadata"), str(out)),
-                log=lambda *_: None)
-    return out, stats
+@pytest.fixture
+def full_run(timestamps_out):
+    return timestamps_out
 
 
 def _first_seen_rows(out: Path):

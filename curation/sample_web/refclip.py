@@ -23,7 +23,7 @@ LATENT_DIM = 48
 EMBED_DIMS = {"l14": 768, "b32": 512}
 # |modality offset|: bigger means lower cross-modal cosines (DataComp's L/14 scores sit near 0.2-0.35).
 MODALITY_GAP = {"l14": 1.15, "b32": 1.3}
-DRIFT_RAD_PER_YEAR = 0.12
+DRIFT_RAD_PER_YEAR = 0.06
 NOISE_TABLE = 8192
 
 
@@ -76,8 +76,8 @@ class ReferenceClip:
         kind = self.kind[concept]
         concept_part = self.concept_dir[concept].copy()
         emerging = kind == "emerging"
-        concept_part[emerging] = _unit(0.3 * self.concept_dir[concept[emerging]]
-                                       + 0.95 * self.unknown_text_dir[concept[emerging]])
+        concept_part[emerging] = _unit(0.55 * self.concept_dir[concept[emerging]]
+                                       + 0.85 * self.unknown_text_dir[concept[emerging]])
         off = kind == "off_sense"
         concept_part[off] = _unit(0.6 * self.concept_dir[self.borrowed[concept[off]]]
                                   + 0.45 * self.concept_dir[concept[off]])

@@ -1,0 +1,86 @@
+"""What every Spark job here needs around its DataFrame functions: a session, path kinds, and
+atomic output (write a temporary sibling, then rename) through Hadoop's file systems, which
+covers local paths too."""
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+
+
+class InputError(Exception):
+    """Bad input found before any work: reported as one line, exit code 2."""
+
+
+def build_session(app: str, master: str = "local[*]", **conf):
+    from pyspark.sql import SparkSession
+
+    builder = SparkSession.builder.appName(app).config("spark.sql.session.timeZone", "UTC")
+    for key, value in conf.items():
+        builder = builder.config(key, value)
+    if "PYSPARK_GATEWAY_PORT" not in os.environ:  # not launched by spark-submit, which sets the master
+        builder = builder.master(master)
+    return builder.getOrCreate()
+
+
+def is_local(path: str) -> bool:
+    return "://" not in path or path.startswith("file://")
+
+
+def local_path(path: str) -> Path:
+    return Path(path[len("file://"):] if path.startswith("file://") else path)
+
+
+def hadoop_fs(spark, path: str):
+    jvm = spark.sparkContext._jvm
+    jpath = jvm.org.apache.hadoop.fs.Path(path)
+    return jpath.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration()), jpath
+
+
+def read_text(spark, path: str) -> str:
+    if is_local(path):
+        return local_path(path).read_text(encoding="utf-8")
+    return "\n".join(spark.sparkContext.textFile(path).collect())
+
+
+def write_text(spark, path: str, text: str) -> None:
+    fs, jp = hadoop_fs(spark, path)
+    out = fs.create(jp, True)
+    try:
+        out.write(bytearray(text.encode("utf-8")))
+    finally:
+        out.close()
+
+
+def delete(spark, path: str) -> None:
+    fs, jp = hadoop_fs(spark, path)
+    if fs.exists(jp):
+        fs.delete(jp, True)
+
+
+def temp_sibling(final: str) -> str:
+    return final.rstrip("/") + f".tmp-{uuid.uuid4().hex[:8]}"
+
+
+def commit(spark, tmp: str, final: str) -> None:
+    """Move a finished output into place; an earlier output is replaced only after that."""
+    jvm = spark.sparkContext._jvm
+    fs, jfinal = hadoop_fs(spark, final)
+    jtmp = jvm.org.apache.hadoop.fs.Path(tmp)
+    if fs.exists(jfinal):
+        jold = jvm.org.apache.hadoop.fs.Path(final.rstrip("/") + f".old-{uuid.uuid4().hex[:8]}")
+        if not fs.rename(jfinal, jold):
+            raise OSError(f"{final}: could not move the earlier output aside")
+        if not fs.rename(jtmp, jfinal):
+            fs.rename(jold, jfinal)
+            raise OSError(f"{final}: could not move the new output into place")
+        fs.delete(jold, True)
+    elif not fs.rename(jtmp, jfinal):
+        raise OSError(f"{final}: could not move the new output into place")
+
+
+def check_output_local(output_dir: str, is_ours, tool: str) -> None:
+    """Refuse an existing, non-empty directory that an earlier run of `tool` did not write."""
+    out = local_path(output_dir)
+    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not is_ours(out))):
+        raise InputError(f"{output_dir}: exists and is not an earlier {tool} output; refusing to overwrite it")
