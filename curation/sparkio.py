@@ -16,10 +16,14 @@ def build_session(app: str, master: str = "local[*]", **conf):
     from pyspark.sql import SparkSession
 
     builder = SparkSession.builder.appName(app).config("spark.sql.session.timeZone", "UTC")
-    for key, value in conf.items():
-        builder = builder.config(key, value)
     if "PYSPARK_GATEWAY_PORT" not in os.environ:  # not launched by spark-submit, which sets the master
         builder = builder.master(master)
+        if master.startswith("local"):
+            # Spark's default of 200 shuffle partitions is made for clusters; on one machine a few
+            # per core keep the per-task overhead down (adaptive execution still coalesces).
+            builder = builder.config("spark.sql.shuffle.partitions", str(4 * (os.cpu_count() or 2)))
+    for key, value in conf.items():
+        builder = builder.config(key, value)
     return builder.getOrCreate()
 
 

@@ -1,0 +1,260 @@
+"""`tic-splits`: per-year evaluation splits and leakage-free training pools for TiC-DataComp.
+
+    tic-splits build OUT --timestamps TS_OUT --metadata META_DIR [--filtered FILTERED_DIR] [options]
+    tic-splits check-leakage OUT
+
+`build` reads the timestamped pool (a tic-timestamp-join output joined with the DataComp
+metadata) and, when given, the filtered pools (FILTERED_DIR/{basic,bestpool}, tic-filter
+outputs run with --timestamps). It writes (temporary sibling, then rename):
+
+  OUT/eval/retrieval/year=YYYY/   retrieval pairs: subset (all|covid|flickr), seeds, holdout_size
+  OUT/eval/net/year=YYYY/         Net pairs: class_id, wnid, lemma, similarity, ambiguous
+  OUT/train/{unfiltered,basic,bestpool}/year=YYYY/   the pools with every evaluation pair removed
+  OUT/net_classes.json            class names, zero-shot prompts, and subtree class lists
+  OUT/stats.json                  sizes per year and subset, warnings, Net outcomes, leak removals
+
+`check-leakage` exits 1, naming the offending uids, if any training row shares a uid, sha256 or
+url with an evaluation row.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import asdict
+from pathlib import Path
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.splits import SplitConfig  # noqa: E402
+from curation.sparkio import (InputError, build_session, check_output_local, commit, delete, is_local,  # noqa: E402
+                              local_path, temp_sibling, write_text)
+
+TOOL = "tic-splits"
+POOLS = ("unfiltered", "basic", "bestpool")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=TOOL, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="command", required=True)
+    b = sub.add_parser("build", help="build the evaluation splits and training pools")
+    b.add_argument("out")
+    b.add_argument("--timestamps", required=True, help="a tic-timestamp-join output")
+    b.add_argument("--metadata", required=True, help="the DataComp metadata directory the join used")
+    b.add_argument("--filtered", help="directory holding tic-filter outputs basic/ and/or bestpool/")
+    b.add_argument("--eval-source", choices=POOLS, help="pool the retrieval pairs come from (default: basic if "
+                                                          "given, else unfiltered)")
+    b.add_argument("--eval-size", type=int, default=4000, help="retrieval pairs per year and seed (default 4000)")
+    b.add_argument("--seeds", type=int, default=3)
+    b.add_argument("--max-holdout-fraction", type=float, default=0.1,
+                   help="hold out at most this share of a year (default 0.1)")
+    b.add_argument("--subset-fraction", type=float, default=0.5, help="COVID/Flickr holdouts' share of their rows")
+    b.add_argument("--net-max-per-year", type=int, default=4000)
+    b.add_argument("--net-max-fraction", type=float, default=0.1)
+    b.add_argument("--min-similarity", type=float, default=0.5, help="Net: caption-to-synset cosine must exceed this")
+    b.add_argument("--sentence-model", help="sentence-transformers model directory (default: the packaged MiniLM)")
+    b.add_argument("--subtree", action="append", default=None, metavar="SYNSET",
+                   help="WordNet node whose ImageNet classes get their own accuracy (default motor_vehicle.n.01)")
+    b.add_argument("--templates", choices=("simple", "openai"), default="simple", help="zero-shot prompt templates")
+    b.add_argument("--keep-net-candidates", action="store_true",
+                   help="also write net_candidates/: every caption that reached the similarity check, with its score")
+    b.add_argument("--seed", type=int, default=0)
+    b.add_argument("--master", default="local[*]")
+    c = sub.add_parser("check-leakage", help="verify that no evaluation pair is in a training pool")
+    c.add_argument("out")
+    c.add_argument("--master", default="local[*]")
+    return p
+
+
+def is_our_output(path: Path) -> bool:
+    try:
+        return json.loads((path / "stats.json").read_text()).get("tool") == TOOL
+    except (OSError, ValueError):
+        return False
+
+
+def load_pools(spark, timestamps: str, metadata: str, filtered: str | None):
+    from pyspark.sql import functions as F
+
+    first_seen = spark.read.parquet(timestamps.rstrip("/") + "/first_seen")
+    meta = spark.read.option("pathGlobFilter", "*.parquet").parquet(metadata)
+    extra = [c for c in meta.columns if c not in ("url", "text")]
+    pools = {"unfiltered": first_seen.join(meta.select(*extra), "uid")}
+    if filtered:
+        for name in ("basic", "bestpool"):
+            kept = Path(local_path(filtered)) / name / "kept" if is_local(filtered) else None
+            if kept is not None and kept.is_dir():
+                pools[name] = spark.read.parquet(str(kept)).drop("filter")
+    return {k: v.withColumn("year", F.col("first_seen_year").cast("int")) for k, v in pools.items()}
+
+
+def net_classes_doc(subtrees: list[str], kind: str) -> dict:
+    from benchmarks.prompts import class_prompts, imagenet_classnames, templates
+    from benchmarks.wordnet import subtree_class_ids
+    from curation.imagenet import load_imagenet_classes
+
+    classes = load_imagenet_classes()
+    names = imagenet_classnames()
+    trees = {node: subtree_class_ids(node, classes) for node in subtrees}
+    return {"templates": templates(kind),
+            "subtrees": trees,
+            "classes": [{"class_id": c.class_id, "wnid": c.wnid, "name": names[c.class_id], "lemmas": list(c.lemmas),
+                         "definition": c.definition, "prompts": p}
+                        for c, p in zip(classes, class_prompts(names, kind))]}
+
+
+def build(spark, out: str, timestamps: str, metadata: str, filtered: str | None, cfg: SplitConfig,
+          eval_source: str | None = None, subtrees: list[str] | None = None, templates: str = "simple",
+          keep_net_candidates: bool = False, log=print) -> dict:
+    from pyspark import StorageLevel
+    from pyspark.sql import functions as F
+
+    from benchmarks import splits as sp
+    from benchmarks.sentence import check_model_path
+
+    if is_local(out):
+        check_output_local(out, is_our_output, TOOL)
+    try:
+        check_model_path(cfg.sentence_model)
+    except FileNotFoundError as exc:
+        raise InputError(str(exc))
+    for path, what in ((timestamps + "/first_seen", "first-seen table"), (metadata, "metadata directory")):
+        if is_local(path) and not local_path(path).exists():
+            raise InputError(f"{path}: {what} not found")
+    pools = load_pools(spark, timestamps, metadata, filtered)
+    source = eval_source or ("basic" if "basic" in pools else "unfiltered")
+    if source not in pools:
+        raise InputError(f"--eval-source {source}: no such pool under {filtered}")
+    subtrees = subtrees or ["motor_vehicle.n.01"]
+    warnings: list[str] = []
+    import time
+
+    clock = [time.perf_counter()]
+
+    def phase(name: str) -> None:
+        now = time.perf_counter()
+        log(f"[{TOOL}] {name}: {now - clock[0]:.1f} s")
+        clock[0] = now
+
+    retrieval = sp.retrieval_holdout(pools[source], cfg).persist(StorageLevel.MEMORY_AND_DISK)
+    sizes = {}
+    per_seed = (retrieval.select("year", "subset", "holdout_size", F.explode("seeds").alias("seed"))
+                .groupBy("year", "subset", "holdout_size", "seed").count().collect())
+    for r in per_seed:
+        entry = sizes.setdefault(str(r["year"]), {}).setdefault(r["subset"], {"holdout": r["holdout_size"], "seeds": {}})
+        entry["seeds"][str(r["seed"])] = r["count"]
+    for year, subs in sorted(sizes.items()):
+        got = min(subs.get("all", {"seeds": {"0": 0}})["seeds"].values())
+        if got < cfg.eval_size:
+            warnings.append(f"retrieval {year}: {got} pairs per seed, fewer than the {cfg.eval_size} asked for "
+                            f"(the year's {source} pool is too small for a {cfg.max_holdout_fraction:.0%} holdout)")
+    for w in warnings:
+        log(f"[{TOOL}] warning: {w}")
+    phase("retrieval holdouts")
+
+    unfiltered = pools["unfiltered"]
+    candidates = sp.net_candidates(unfiltered).persist(StorageLevel.MEMORY_AND_DISK)
+    sims = sp.net_similarity(candidates, unfiltered, cfg, sp.definition_embeddings(cfg.sentence_model)) \
+        .persist(StorageLevel.MEMORY_AND_DISK)
+    net, outcome = sp.net_rows(unfiltered, candidates, sims, cfg)
+    net = net.persist(StorageLevel.MEMORY_AND_DISK)
+    net_outcomes = {(r["net_reason"] or "kept"): r["count"] for r in outcome.groupBy("net_reason").count().collect()}
+    net_by_year = {str(r["year"]): r["count"] for r in net.groupBy("year").count().collect()}
+    huge = candidates.where("huge_caption").count()
+    phase("Net (lemmas, sentence similarity, caps)")
+
+    eval_keys = (retrieval.select("uid", "sha256", "url").unionByName(net.select("uid", "sha256", "url"))
+                 .distinct().persist(StorageLevel.MEMORY_AND_DISK))
+    tmp = temp_sibling(out)
+    removed = {}
+    try:
+        (retrieval.drop("filter").repartition("year").sortWithinPartitions("subset", "uid")
+         .write.partitionBy("year").parquet(f"{tmp}/eval/retrieval"))
+        net.repartition("year").sortWithinPartitions("uid").write.partitionBy("year").parquet(f"{tmp}/eval/net")
+        if keep_net_candidates:
+            (candidates.where(F.col("net_reason").isNull()).drop("net_reason").join(sims, "uid")
+             .repartition(1).sortWithinPartitions("uid").write.parquet(f"{tmp}/net_candidates"))
+        train_rows = {}
+        for name, pool in pools.items():
+            clean, leaks = sp.remove_leaks(pool, eval_keys)
+            removed[name] = {k: v for k, v in ((r["leak_key"], r["count"]) for r in
+                                               leaks.groupBy("leak_key").count().collect())}
+            clean.repartition("year").sortWithinPartitions("uid").write.partitionBy("year").parquet(f"{tmp}/train/{name}")
+            train_rows[name] = {str(r["year"]): r["count"] for r in
+                                spark.read.parquet(f"{tmp}/train/{name}").groupBy("year").count().collect()}
+        phase("writing evaluation sets and leak-free training pools")
+        doc = net_classes_doc(subtrees, templates)
+        write_text(spark, f"{tmp}/net_classes.json", json.dumps(doc, indent=1) + "\n")
+        stats = {"tool": TOOL, "config": asdict(cfg), "eval_source": source, "pools": sorted(pools),
+                 "retrieval": dict(sorted(sizes.items())), "warnings": warnings,
+                 "net": {"outcomes": dict(sorted(net_outcomes.items())), "by_year": dict(sorted(net_by_year.items())),
+                         "huge_captions": huge, "min_similarity": cfg.min_similarity,
+                         "subtrees": {k: len(v) for k, v in doc["subtrees"].items()}},
+                 "leakage_removed": removed, "train_rows": train_rows,
+                 "accounting": {"net_rows_judged": sum(net_outcomes.values()),
+                                "pool_rows": unfiltered.count()}}
+        write_text(spark, f"{tmp}/stats.json", json.dumps(stats, indent=1, sort_keys=True) + "\n")
+        commit(spark, tmp, out)
+    except BaseException:
+        delete(spark, tmp)
+        raise
+    finally:
+        for df in (retrieval, candidates, sims, net, eval_keys):
+            df.unpersist()
+    return stats
+
+
+def check_leakage(spark, out: str) -> list[tuple]:
+    from pyspark.sql import functions as F
+
+    from benchmarks.splits import leakage
+
+    base = out.rstrip("/")
+    evaluation = (spark.read.parquet(f"{base}/eval/retrieval").select("uid", "sha256", "url")
+                  .unionByName(spark.read.parquet(f"{base}/eval/net").select("uid", "sha256", "url")))
+    hits = []
+    for name in POOLS:
+        path = f"{base}/train/{name}"
+        if is_local(path) and not local_path(path).exists():
+            continue
+        train = spark.read.parquet(path)
+        hits += [(name, r["uid"], r["key"], r["value"]) for r in leakage(evaluation, train).limit(1000).collect()]
+    return hits
+
+
+def main(argv=None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        spark = build_session(TOOL, args.master)
+        try:
+            if args.command == "check-leakage":
+                hits = check_leakage(spark, args.out)
+                if hits:
+                    for name, uid, key, value in hits[:50]:
+                        print(f"{TOOL}: LEAK in train/{name}: uid {uid} shares its {key} ({value}) with an evaluation pair")
+                    print(f"{TOOL}: {len(hits)} leaking training rows", file=sys.stderr)
+                    return 1
+                print(f"[{TOOL}] no evaluation pair (uid, sha256 or url) is in any training pool of {args.out}")
+                return 0
+            cfg = SplitConfig(eval_size=args.eval_size, seeds=args.seeds, max_holdout_fraction=args.max_holdout_fraction,
+                              subset_fraction=args.subset_fraction, net_max_per_year=args.net_max_per_year,
+                              net_max_fraction=args.net_max_fraction, min_similarity=args.min_similarity,
+                              sentence_model=args.sentence_model, seed=args.seed)
+            stats = build(spark, args.out, args.timestamps, args.metadata, args.filtered, cfg, args.eval_source,
+                          args.subtree, args.templates, args.keep_net_candidates)
+        finally:
+            spark.stop()
+    except InputError as exc:
+        print(f"{TOOL}: error: {exc}", file=sys.stderr)
+        return 2
+    per_year = ", ".join(f"{y}: {v['all']['seeds'].get('0', 0)}" for y, v in stats["retrieval"].items() if "all" in v)
+    print(f"[{TOOL}] retrieval pairs per seed by year ({stats['eval_source']} pool): {per_year}")
+    print(f"[{TOOL}] Net pairs by year: " + ", ".join(f"{y}: {n}" for y, n in stats["net"]["by_year"].items()))
+    print(f"[{TOOL}] removed from training: " + "; ".join(
+        f"{k}: " + ", ".join(f"{kk} {vv}" for kk, vv in v.items()) for k, v in stats["leakage_removed"].items()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

