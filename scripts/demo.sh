@@ -7,26 +7,40 @@ scripts/bootstrap.sh
 . scripts/env.sh
 OUT=${DEMO_OUT:-demo-out}
 PAIRS=${DEMO_PAIRS:-50000}
-echo "[demo] 1/5 generating a sample web of $PAIRS pairs in $OUT/world"
+echo "[demo] 1/6 generating a sample web of $PAIRS pairs in $OUT/world"
 tic-sample-web --out "$OUT/world" --pairs "$PAIRS" --seed 0
 python -m curation.sqlfiles sql/sample_web.sql --var root="$OUT/world" --run crawl_overview
-echo "[demo] 2/5 first-seen timestamps: spark-submit curation/timestamp_join.py (local[*])"
+echo "[demo] 2/6 first-seen timestamps: spark-submit curation/timestamp_join.py (local[*])"
 spark-submit --master 'local[*]' --driver-memory 4g --conf spark.log.level=ERROR \
   --conf spark.ui.showConsoleProgress=false \
   curation/timestamp_join.py "$OUT/world/warc.manifest" "$OUT/world/metadata" "$OUT/timestamps" 2> "$OUT/timestamp_join.log" \
   || { tail -20 "$OUT/timestamp_join.log" >&2; exit 1; }
 test -f "$OUT/timestamps/stats.json" || { echo "[demo] the timestamp join failed" >&2; exit 1; }
-echo "[demo] 3/5 DuckDB over the first-seen table (sql/timestamps.sql)"
+echo "[demo] 3/6 DuckDB over the first-seen table (sql/timestamps.sql)"
 python -m curation.sqlfiles sql/timestamps.sql --var root="$OUT/timestamps" \
   --run pairs_per_year --run single_snapshot_share --run unmatched_by_reason
-echo "[demo] 4/5 DataComp filters on the timestamped pool: basic and bestpool (tic-filter)"
+echo "[demo] 4/6 DataComp filters on the timestamped pool: basic and bestpool (tic-filter)"
 for f in basic bestpool; do
   tic-filter "$f" "$OUT/world/metadata" "$OUT/filtered/$f" --timestamps "$OUT/timestamps" 2> "$OUT/filter_$f.log" \
     || { tail -20 "$OUT/filter_$f.log" >&2; exit 1; }
 done
 python -m curation.sqlfiles sql/filters.sql --var root="$OUT/filtered" --run bestpool_vs_basic_share
-echo "[demo] 5/5 evaluation splits and leak-free training pools (tic-splits build, then check-leakage)"
+echo "[demo] 5/6 evaluation splits and leak-free training pools (tic-splits build, then check-leakage)"
 tic-splits build "$OUT/splits" --timestamps "$OUT/timestamps" --metadata "$OUT/world/metadata" \
   --filtered "$OUT/filtered" --keep-net-candidates 2> "$OUT/splits.log" || { tail -20 "$OUT/splits.log" >&2; exit 1; }
 tic-splits check-leakage "$OUT/splits" 2>> "$OUT/splits.log"
 python -m curation.sqlfiles sql/splits.sql --var root="$OUT/splits" --run train_sizes
+echo "[demo] 6/6 images: serve the sample web on 127.0.0.1, download once with img2dataset, reshard into steps"
+tic-sample-web serve --port 0 --workers 2 > "$OUT/image_server.log" 2>&1 &
+SERVER=$!
+trap 'kill $SERVER 2>/dev/null || true' EXIT
+for _ in $(seq 50); do grep -q "serving images" "$OUT/image_server.log" 2>/dev/null && break; sleep 0.2; done
+PORT=$(grep -o '127.0.0.1:[0-9]*' "$OUT/image_server.log" | head -1 | cut -d: -f2)
+tic-shards download "$OUT/splits" "$OUT/download" --extra "$OUT/world/imagenet_like/images.parquet" \
+  --allow-loopback --resolve "*=127.0.0.1:$PORT" --image-size 64 --timeout 5 --samples-per-shard 5000 \
+  > "$OUT/download.log" 2>&1 || { tail -20 "$OUT/download.log" >&2; exit 1; }
+grep "tic-shards" "$OUT/download.log"
+tic-shards reshard "$OUT/splits" "$OUT/download" "$OUT/shards" --samples-per-shard 2000 \
+  --static "$OUT/world/imagenet_like/images.parquet"
+python -m curation.sqlfiles sql/shards.sql --var root="$OUT/shards" --var download="$OUT/download" \
+  --run samples_per_step --run download_success_by_year

@@ -117,3 +117,33 @@ def timestamps_out(spark, sample_web, tmp_path_factory):
     stats = run(spark, TimestampJoinConfig(str(sample_web / "warc.manifest"), str(sample_web / "metadata"), str(out)),
                 log=lambda *_: None)
     return out, stats
+
+
+from benchmarks.splits import SplitConfig  # noqa: E402
+
+SPLIT_CFG = SplitConfig(eval_size=40, seeds=3, max_holdout_fraction=0.15, net_max_per_year=200, net_max_fraction=0.2)
+
+
+@pytest.fixture(scope="session")
+def filtered_pools(spark, sample_web, timestamps_out, tmp_path_factory):
+    from curation.filter_job import FilterConfig, run
+
+    ts_dir, _ = timestamps_out
+    root = tmp_path_factory.mktemp("filtered-for-splits")
+    for name in ("basic", "bestpool"):
+        run(spark, FilterConfig(name, str(sample_web / "metadata"), str(root / name), timestamps=str(ts_dir)),
+            log=lambda *_: None)
+    return root
+
+
+@pytest.fixture(scope="session")
+def splits(spark, sample_web, timestamps_out, filtered_pools, tmp_path_factory):
+    ts_dir, _ = timestamps_out
+    out = tmp_path_factory.mktemp("splits") / "out"
+    from benchmarks.cli import build
+
+    stats = build(spark, str(out), str(ts_dir), str(sample_web / "metadata"), str(filtered_pools), SPLIT_CFG,
+                  keep_net_candidates=True, log=lambda *_: None)
+    return out, stats
+
+

@@ -78,28 +78,7 @@ def test_motor_vehicle_subtree_comes_from_wordnet():
 
 # ------------------------------------------------------------------ the job on the sample web
 
-CFG = SplitConfig(eval_size=40, seeds=3, max_holdout_fraction=0.15, net_max_per_year=200, net_max_fraction=0.2)
-
-
-@pytest.fixture(scope="module")
-def filtered_pools(spark, sample_web, timestamps_out, tmp_path_factory):
-    from curation.filter_job import FilterConfig, run
-
-    ts_dir, _ = timestamps_out
-    root = tmp_path_factory.mktemp("filtered-for-splits")
-    for name in ("basic", "bestpool"):
-        run(spark, FilterConfig(name, str(sample_web / "metadata"), str(root / name), timestamps=str(ts_dir)),
-            log=lambda *_: None)
-    return root
-
-
-@pytest.fixture(scope="module")
-def splits(spark, sample_web, timestamps_out, filtered_pools, tmp_path_factory):
-    ts_dir, _ = timestamps_out
-    out = tmp_path_factory.mktemp("splits") / "out"
-    stats = build(spark, str(out), str(ts_dir), str(sample_web / "metadata"), str(filtered_pools), CFG,
-                  keep_net_candidates=True, log=lambda *_: None)
-    return out, stats
+from .conftest import SPLIT_CFG as CFG
 
 
 def _df(path):

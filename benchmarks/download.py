@@ -1,0 +1,170 @@
+"""Download images once, into a uid-addressed pool, with img2dataset (the library).
+
+The URL list goes through `netguard` first: non-http(s) URLs are refused with a recorded reason and
+never reach img2dataset, and every connection img2dataset's workers make is checked against the
+address policy (img2dataset's worker processes are forked from this one, so they inherit it).
+
+Resuming: img2dataset skips shards that have their `_stats.json` (written last); before a run,
+shards without one (left by a crash or kill) are deleted, so no partial shard survives a rerun.
+
+Every input URL ends with one status row: `success` or a failure `reason` (not_found, http_<code>,
+timeout, decode_error, too_large, hash_mismatch, a refusal such as scheme_not_allowed:ftp or
+loopback_address, unresolvable_host, other), so success + failed == input.
+"""
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from .netguard import BLOCK_MARK, NetPolicy, install, scheme_refusal, uninstall
+
+STATUS_COLUMNS = ("uid", "url", "status", "reason", "error_message", "key", "sha256", "width", "height",
+                  "original_width", "original_height", "shard")
+
+
+@dataclass(frozen=True)
+class DownloadConfig:
+    image_size: int = 256
+    resize_mode: str = "keep_ratio_largest"
+    resize_only_if_bigger: bool = True
+    encode_format: str = "jpg"
+    encode_quality: int = 90
+    processes: int = 2
+    threads: int = 32
+    timeout: int = 10
+    retries: int = 0
+    samples_per_shard: int = 10_000
+    max_image_area: float = 25e6
+    verify_hash: bool = True
+    policy: NetPolicy = field(default_factory=NetPolicy)
+
+
+def classify_error(message: str | None, status: str) -> str:
+    if status == "success":
+        return "success"
+    m = message or ""
+    if BLOCK_MARK in m:
+        hit = re.search(BLOCK_MARK + r": (?:.* -> )?([a-z_:]+)", m)
+        return hit.group(1) if hit else "blocked"
+    if "HTTP Error 404" in m:
+        return "not_found"
+    code = re.search(r"HTTP Error (\d{3})", m)
+    if code:
+        return f"http_{code.group(1)}"
+    low = m.lower()
+    if "timed out" in low or "timeout" in low:
+        return "timeout"
+    if "hash mismatch" in low:
+        return "hash_mismatch"
+    if "too large" in low:
+        return "too_large"
+    if "name or service not known" in low or "nodename nor servname" in low or "getaddrinfo" in low:
+        return "unresolvable_host"
+    if status == "failed_to_resize" or "decode" in low or "identify image" in low or "cannot" in low:
+        return "decode_error"
+    return "other"
+
+
+def _fork_distributor(processes_count, downloader, reader, _subjob_size, max_shard_retry):
+    """img2dataset's multiprocessing distributor, forking instead of spawning (so the workers inherit
+    the network policy installed in this process)."""
+    from multiprocessing import get_context
+
+    ctx = get_context("fork")
+    with ctx.Pool(processes_count, maxtasksperchild=5) as pool:
+        failed = [row for ok, row in pool.imap_unordered(downloader, reader) if ok is False]
+        for _ in range(max_shard_retry):
+            if not failed:
+                break
+            failed = [row for ok, row in pool.imap_unordered(downloader, failed) if ok is False]
+
+
+def remove_partial_shards(folder: Path) -> list[str]:
+    removed = []
+    for f in sorted(folder.glob("*.tar")) + sorted(folder.glob("[0-9]*.parquet")):
+        stem = f.name.split(".")[0]
+        if not (folder / f"{stem}_stats.json").exists():
+            f.unlink()
+            removed.append(f.name)
+    return removed
+
+
+def download(urls_parquet: Path, out: Path, cfg: DownloadConfig, log=print) -> dict:
+    """Download every row of `urls_parquet` (uid, url, text [, face_bboxes, sha256, ...]) into out/pool."""
+    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    out.mkdir(parents=True, exist_ok=True)
+    pool = out / "pool"
+    pool.mkdir(exist_ok=True)
+    rows = pq.read_table(urls_parquet).to_pandas()
+    requested = out / "requested.parquet"
+    if Path(urls_parquet).resolve() != requested.resolve():  # keep what was asked for, for the queries
+        pq.write_table(pa.Table.from_pandas(rows, preserve_index=False), requested)
+    refusals = rows["url"].map(lambda u: scheme_refusal(u) if isinstance(u, str) else "missing_url")
+    allowed = rows[refusals.isna()].copy()
+    refused = rows[refusals.notna()].assign(reason=refusals[refusals.notna()])
+    staged = out / "urls.parquet"
+    if "sha256" in allowed:
+        allowed = allowed.rename(columns={"sha256": "meta_sha256"})
+    pq.write_table(pa.Table.from_pandas(allowed, preserve_index=False), staged)
+    removed = remove_partial_shards(pool)
+    if removed:
+        log(f"[tic-shards] removed {len(removed)} partial shard file(s) left by an earlier run: {', '.join(removed)}")
+
+    import img2dataset  # noqa: F401 - the package import wires up img2dataset.main
+    main_mod = sys.modules["img2dataset.main"]
+    original = main_mod.multiprocessing_distributor
+    t0 = time.perf_counter()
+    install(cfg.policy)
+    main_mod.multiprocessing_distributor = _fork_distributor
+    try:
+        extra = [c for c in ("uid", "first_seen_month") if c in allowed]
+        main_mod.download(
+            url_list=str(staged), input_format="parquet", url_col="url", caption_col="text",
+            save_additional_columns=extra, bbox_col="face_bboxes" if "face_bboxes" in allowed else None,
+            output_format="webdataset", output_folder=str(pool), processes_count=cfg.processes,
+            thread_count=cfg.threads, image_size=cfg.image_size, resize_mode=cfg.resize_mode,
+            resize_only_if_bigger=cfg.resize_only_if_bigger, encode_format=cfg.encode_format,
+            encode_quality=cfg.encode_quality, number_sample_per_shard=cfg.samples_per_shard,
+            timeout=cfg.timeout, retries=cfg.retries, enable_wandb=False, max_image_area=cfg.max_image_area,
+            compute_hash="sha256", incremental_mode="incremental",
+            verify_hash=["meta_sha256", "sha256"] if cfg.verify_hash and "meta_sha256" in allowed else None)
+    finally:
+        main_mod.multiprocessing_distributor = original
+        uninstall()
+    seconds = time.perf_counter() - t0
+    remove_partial_shards(pool)
+    shutil.rmtree(pool / "_tmp", ignore_errors=True)
+
+    parts = []
+    for f in sorted(pool.glob("[0-9]*.parquet")):
+        df = pd.read_parquet(f)
+        df["shard"] = f.stem
+        parts.append(df)
+    got = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=["uid", "url", "status"])
+    got["reason"] = [classify_error(m, s) for m, s in zip(got.get("error_message"), got["status"])]
+    got["status"] = got["status"].map(lambda s: "success" if s == "success" else "failed")
+    refused_rows = pd.DataFrame({"uid": refused["uid"], "url": refused["url"], "status": "failed",
+                                 "reason": refused["reason"], "error_message": None})
+    status = pd.concat([got.reindex(columns=STATUS_COLUMNS), refused_rows.reindex(columns=STATUS_COLUMNS)],
+                       ignore_index=True)
+    tmp = out / "status.parquet.tmp"
+    pq.write_table(pa.Table.from_pandas(status, preserve_index=False), tmp)
+    tmp.replace(out / "status.parquet")
+    ok = int((status["status"] == "success").sum())
+    stats = {"tool": "tic-shards download", "input_urls": len(rows), "success": ok, "failed": len(status) - ok,
+             "reasons": status[status["status"] != "success"]["reason"].value_counts().sort_index().to_dict(),
+             "seconds": round(seconds, 2), "images_per_second": round(len(allowed) / seconds, 1) if seconds else None,
+             "config": {k: v for k, v in asdict(cfg).items() if k != "policy"} | {"policy": cfg.policy.to_json()},
+             "accounting": {"ok": ok + (len(status) - ok) == len(rows) and len(status) == len(rows)}}
+    (out / "stats.json").write_text(json.dumps(stats, indent=1, sort_keys=True) + "\n")
+    log(f"[tic-shards] downloaded {ok} of {len(rows)} URLs in {seconds:.1f} s; failures: "
+        + ", ".join(f"{k} {v}" for k, v in stats["reasons"].items()))
+    return stats

@@ -1,0 +1,250 @@
+"""Shards (issue 7): img2dataset downloads behind the network guard, resume after a kill, resharding
+into time steps, shard-level leakage, and open_clip reading a step as is."""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import tarfile
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from benchmarks.download import DownloadConfig, download
+from benchmarks.netguard import NetPolicy, address_refusal, parse_resolve, scheme_refusal
+from benchmarks.reshard import StepScheme
+from benchmarks.shards_cli import check_leakage, reshard, url_list
+from curation import sqlfiles
+
+from .conftest import REPO, start_image_server
+
+QUIET = lambda *_: None  # noqa: E731
+
+
+class _Recorder(BaseHTTPRequestHandler):
+    hits: list = []
+
+    def do_GET(self):  # noqa: N802
+        type(self).hits.append(self.path)
+        self.send_response(404)
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def recorder():
+    _Recorder.hits = []
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Recorder)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield server.server_address[1], _Recorder.hits
+    server.shutdown()
+
+
+def test_policy_rules():
+    p = NetPolicy()
+    assert address_refusal("169.254.169.254", NetPolicy(allow_loopback=True, allow_private=True)) == "metadata_address"
+    assert address_refusal("127.0.0.1", p) == "loopback_address"
+    assert address_refusal("127.0.0.1", NetPolicy(allow_loopback=True)) is None
+    assert address_refusal("10.1.2.3", p) == "private_address" and address_refusal("192.168.0.5", p) == "private_address"
+    assert address_refusal("fe80::1", p) == "link_local_address" and address_refusal("::1", p) == "loopback_address"
+    assert address_refusal("8.8.8.8", p) is None
+    assert scheme_refusal("file:///etc/passwd") == "scheme_not_allowed:file"
+    assert scheme_refusal("https://x.example/a.jpg") is None
+    assert parse_resolve(["*=127.0.0.1:8080"]) == {"*": ("127.0.0.1", 8080)}
+    with pytest.raises(ValueError):
+        parse_resolve(["host=not-an-ip"])
+
+
+def _urls(path: Path, urls: list[str]) -> Path:
+    df = pd.DataFrame({"uid": [f"{i:032x}" for i in range(len(urls))], "url": urls, "text": [f"t {i}" for i in range(len(urls))]})
+    pq.write_table(pa.Table.from_pandas(df), path)
+    return path
+
+
+def test_no_refused_request_leaves_the_process(tmp_path, recorder):
+    port, hits = recorder
+    urls = ["file:///etc/passwd", "ftp://ftp.example.com/a.jpg", "data:image/png;base64,iVBOR", "gopher://x/1",
+            "http://169.254.169.254/latest/meta-data/", "http://10.0.0.1/a.jpg", "http://192.168.1.1/b.jpg",
+            f"http://127.0.0.1:{port}/loop.jpg", f"http://localhost:{port}/local.jpg", f"http://[::1]:{port}/v6.jpg",
+            f"http://mapped.example.com:{port}/mapped.jpg"]
+    src = _urls(tmp_path / "urls.parquet", urls)
+    cfg = DownloadConfig(processes=1, threads=4, timeout=2, samples_per_shard=50, verify_hash=False,
+                         policy=NetPolicy(resolve={"mapped.example.com": ("127.0.0.1", port)}))
+    stats = download(src, tmp_path / "blocked", cfg, log=QUIET)
+    assert hits == []  # nothing reached the loopback listener
+    status = pd.read_parquet(tmp_path / "blocked" / "status.parquet").set_index("url")["reason"]
+    assert status["file:///etc/passwd"] == "scheme_not_allowed:file"
+    assert status["ftp://ftp.example.com/a.jpg"] == "scheme_not_allowed:ftp"
+    assert status["data:image/png;base64,iVBOR"] == "scheme_not_allowed:data"
+    assert status["http://169.254.169.254/latest/meta-data/"] == "metadata_address"
+    assert status["http://10.0.0.1/a.jpg"] == status["http://192.168.1.1/b.jpg"] == "private_address"
+    for u in urls[7:]:
+        assert status[u] == "loopback_address", u
+    assert stats["success"] + stats["failed"] == stats["input_urls"] == len(urls)
+    # With --allow-loopback, loopback is reached; private and metadata addresses still are not.
+    allow = DownloadConfig(processes=1, threads=4, timeout=2, samples_per_shard=50, verify_hash=False,
+                           policy=NetPolicy(allow_loopback=True, resolve={"mapped.example.com": ("127.0.0.1", port)}))
+    download(src, tmp_path / "allowed", allow, log=QUIET)
+    assert sorted(hits) == ["/local.jpg", "/loop.jpg", "/mapped.jpg", "/v6.jpg"] or len(hits) >= 3
+    status = pd.read_parquet(tmp_path / "allowed" / "status.parquet").set_index("url")["reason"]
+    assert status["http://10.0.0.1/a.jpg"] == "private_address"
+    assert status["http://169.254.169.254/latest/meta-data/"] == "metadata_address"
+
+
+@pytest.fixture(scope="module")
+def slow_server():
+    server = start_image_server(workers=2, slow_seconds=3.0)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def downloaded(splits, sample_web, slow_server, tmp_path_factory):
+    out_splits, _ = splits
+    root = tmp_path_factory.mktemp("download")
+    urls = url_list(out_splits, [str(sample_web / "imagenet_like" / "images.parquet")])
+    pq.write_table(pa.Table.from_pandas(urls, preserve_index=False), root / "requested.parquet")
+    cfg = DownloadConfig(image_size=32, processes=2, threads=16, timeout=1, samples_per_shard=400,
+                         policy=NetPolicy(allow_loopback=True, resolve={"*": ("127.0.0.1", slow_server.port)}))
+    stats = download(root / "requested.parquet", root / "dl", cfg, log=QUIET)
+    return root / "dl", stats, urls
+
+
+def test_every_url_ends_with_a_status(downloaded, sample_web):
+    dl, stats, urls = downloaded
+    status = pd.read_parquet(dl / "status.parquet")
+    assert len(status) == len(urls) and set(status.uid) == set(urls.uid)
+    assert stats["success"] + stats["failed"] == len(urls) and stats["accounting"]["ok"]
+    truth = pd.read_parquet(sample_web / "truth", columns=["uid", "download_status"])
+    m = status.merge(truth, on="uid")
+    expect = {"ok": "success", "not_found": "not_found", "not_image": "hash_mismatch", "too_large": "too_large",
+              "slow": "timeout"}
+    for world_status, reason in expect.items():
+        sub = m[m.download_status == world_status]
+        if len(sub):
+            assert (sub.reason == reason).mean() > 0.9, (world_status, sub.reason.value_counts())
+    ok = status[status.status == "success"]
+    assert (ok.sha256.str.len() == 64).all()
+
+
+def test_reshard_layout_steps_and_identical_reruns(splits, downloaded, sample_web, tmp_path):
+    out_splits, _ = splits
+    dl, _, _ = downloaded
+    a, b = tmp_path / "a", tmp_path / "b"
+    static = str(sample_web / "imagenet_like" / "images.parquet")
+    s = reshard(out_splits, dl, a, samples_per_shard=100, static=static, log=QUIET)
+    reshard(out_splits, dl, b, samples_per_shard=100, static=static, log=QUIET)
+    assert [st["step"] for st in s["steps"]["basic"]] == [str(y) for y in range(2016, 2023)]
+    for step_dir in sorted((a / "train" / "basic").iterdir()):
+        sizes = json.loads((step_dir / "sizes.json").read_text())
+        tars = sorted(step_dir.glob("*.tar"))
+        assert sorted(sizes) == [t.name for t in tars] and all(v > 0 for v in sizes.values())
+        for t in tars:
+            assert t.read_bytes() == (b / t.relative_to(a)).read_bytes()  # same members, same order, same bytes
+            with tarfile.open(t) as tf:
+                names = tf.getnames()
+            assert names == sorted(names, key=lambda n: (n.split(".")[0], ["jpg", "txt", "json"].index(n.split(".")[1])))
+            assert len(pd.read_parquet(t.with_suffix(".parquet"))) == sizes[t.name]
+    assert (a / "eval" / "retrieval").is_dir() and (a / "eval" / "net").is_dir() and (a / "eval" / "static").is_dir()
+    assert not list(a.rglob("*.tmp"))
+
+
+def test_step_schemes():
+    assert StepScheme().label("2015-04", 2015) == "2016"
+    assert StepScheme().label("2019-08", 2019) == "2019"
+    assert StepScheme("month").label("2015-04", 2015) == "2015-04"
+    assert StepScheme("year", 2014).label("2015-04", 2015) == "2015"
+
+
+def test_monthly_steps(splits, downloaded, tmp_path):
+    out_splits, _ = splits
+    dl, _, _ = downloaded
+    s = reshard(out_splits, dl, tmp_path / "m", granularity="month", samples_per_shard=1000, log=QUIET)
+    steps = [st["step"] for st in s["steps"]["unfiltered"]]
+    assert len(steps) > 9 and all(len(x) == 7 and x[4] == "-" for x in steps)
+
+
+def test_shard_level_leakage_check(splits, downloaded, tmp_path):
+    out_splits, _ = splits
+    dl, _, _ = downloaded
+    out = tmp_path / "s"
+    reshard(out_splits, dl, out, samples_per_shard=1000, log=QUIET)
+    assert check_leakage(out) == []
+    res = subprocess.run([sys.executable, "-m", "benchmarks.shards_cli", "check-leakage", str(out)], capture_output=True,
+                         text=True, cwd=REPO)
+    assert res.returncode == 0
+    ev = next((out / "eval" / "net").rglob("*.parquet"))
+    leak = pd.read_parquet(ev).iloc[:2]
+    target = next((out / "train" / "basic").rglob("00000.parquet"))
+    pd.concat([pd.read_parquet(target), leak]).to_parquet(target)
+    res = subprocess.run([sys.executable, "-m", "benchmarks.shards_cli", "check-leakage", str(out)], capture_output=True,
+                         text=True, cwd=REPO)
+    assert res.returncode == 1 and leak.uid.iloc[0] in res.stdout
+
+
+def test_shard_queries(splits, downloaded, tmp_path):
+    out_splits, _ = splits
+    dl, _, _ = downloaded
+    out = tmp_path / "q"
+    reshard(out_splits, dl, out, samples_per_shard=1000, log=QUIET)
+    for name in sqlfiles.load("sql/shards.sql"):
+        assert sqlfiles.run("sql/shards.sql", name, root=str(out), download=str(dl)).fetchall(), name
+
+
+def test_resume_after_a_kill_redoes_nothing_finished_and_leaves_no_partial_shard(splits, sample_web, slow_server, tmp_path):
+    out_splits, _ = splits
+    urls = url_list(out_splits, [])
+    src = tmp_path / "urls.parquet"
+    pq.write_table(pa.Table.from_pandas(urls, preserve_index=False), src)
+    out = tmp_path / "dl"
+    code = (f"import sys; sys.path.insert(0, {str(REPO)!r});"
+            "from pathlib import Path; from benchmarks.download import DownloadConfig, download;"
+            "from benchmarks.netguard import NetPolicy;"
+            f"download(Path({str(src)!r}), Path({str(out)!r}), DownloadConfig(image_size=32, processes=1, threads=4,"
+            f" timeout=1, samples_per_shard=150, policy=NetPolicy(True, False, {{'*': ('127.0.0.1', {slow_server.port})}})))")
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and not list((out / "pool").glob("*_stats.json")):
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGKILL)  # mid-download: at least one shard done, others not
+    proc.wait()
+    done_before = {p.name: p.stat().st_mtime_ns for p in (out / "pool").glob("*_stats.json")}
+    assert done_before
+    cfg = DownloadConfig(image_size=32, processes=1, threads=4, timeout=1, samples_per_shard=150,
+                         policy=NetPolicy(True, False, {"*": ("127.0.0.1", slow_server.port)}))
+    stats = download(src, out, cfg, log=QUIET)
+    for name, mtime in done_before.items():
+        assert (out / "pool" / name).stat().st_mtime_ns == mtime  # not redone
+    stems = {p.name.split(".")[0].split("_")[0] for p in (out / "pool").iterdir() if p.suffix in (".tar", ".parquet")}
+    assert all((out / "pool" / f"{s}_stats.json").exists() for s in stems)  # no partial shard left
+    assert stats["success"] + stats["failed"] == len(urls)
+
+
+@pytest.mark.slow
+def test_open_clip_train_reads_a_step_directory_as_is(splits, downloaded, tmp_path):
+    out_splits, _ = splits
+    dl, _, _ = downloaded
+    out = tmp_path / "s"
+    s = reshard(out_splits, dl, out, samples_per_shard=100, log=QUIET)
+    step = next(st for st in s["steps"]["unfiltered"] if st["samples"] >= 128)
+    res = subprocess.run(
+        [sys.executable, "-m", "training.open_clip_main", "--model", "tic-tiny", "--train-data", step["pattern"],
+         "--train-num-samples", "128", "--dataset-type", "webdataset", "--batch-size", "16", "--epochs", "1",
+         "--workers", "1", "--precision", "fp32", "--logs", str(tmp_path / "logs"), "--name", "interop",
+         "--save-frequency", "1", "--lr", "1e-3", "--warmup", "1", "--report-to", "", "--seed", "0"],
+        capture_output=True, text=True, cwd=REPO, timeout=600)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert (tmp_path / "logs" / "interop" / "checkpoints" / "epoch_1.pt").is_file()
+    assert "Contrastive_loss" in (tmp_path / "logs" / "interop" / "out.log").read_text()

@@ -1,0 +1,30 @@
+"""open_clip's own training entry point, with this project's model configs registered first.
+
+    python -m training.open_clip_main --model tic-tiny --train-data 'STEP/{00000..00003}.tar' \
+        --dataset-type webdataset --train-num-samples N ...
+
+Everything else is `open_clip_train.main` unchanged (it ships inside the open_clip_torch wheel).
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+MODEL_CONFIGS = Path(__file__).resolve().parent / "model_configs"
+
+
+def register_model_configs() -> None:
+    import open_clip
+
+    open_clip.add_model_config(MODEL_CONFIGS)
+
+
+def main(argv: list[str] | None = None) -> None:
+    register_model_configs()
+    from open_clip_train.main import main as open_clip_main
+
+    open_clip_main(sys.argv[1:] if argv is None else argv)
+
+
+if __name__ == "__main__":
+    main()
