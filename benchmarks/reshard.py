@@ -9,7 +9,6 @@ inputs give byte-identical shards. Each tar is written under a temporary name an
 """
 from __future__ import annotations
 
-import io
 import json
 import os
 import tarfile
@@ -44,33 +43,74 @@ class PoolEntry:
     meta: dict             # img2dataset's json for the sample
 
 
+def iter_tar_members(path: Path):
+    """(name, data offset, size) of each regular member, reading only the 512-byte headers.
+    Falls back to tarfile for anything beyond plain ustar (long names, pax headers)."""
+    with open(path, "rb") as fh:
+        offset = 0
+        while True:
+            fh.seek(offset)
+            header = fh.read(512)
+            if len(header) < 512 or header == b"\0" * 512:
+                return
+            kind = header[156:157]
+            if kind in (b"x", b"g", b"L", b"K"):
+                break
+            size = int(header[124:136].strip(b"\0 ") or b"0", 8)
+            if kind in (b"0", b"\0"):
+                yield header[:100].rstrip(b"\0").decode("utf-8"), offset + 512, size
+            offset += 512 + (size + 511) // 512 * 512
+    with tarfile.open(path) as tf:  # the general case
+        for m in tf:
+            if m.isfile():
+                yield m.name, m.offset_data, m.size
+
+
 def index_pool(pool_dir: Path) -> dict[str, PoolEntry]:
     """uid -> where its image bytes are, for every successfully downloaded sample."""
     index: dict[str, PoolEntry] = {}
     for tar_path in sorted(pool_dir.glob("*.tar")):
         if not (pool_dir / f"{tar_path.stem}_stats.json").exists():
             continue  # a partial shard: never read
-        with tarfile.open(tar_path) as tf:
-            members: dict[str, dict] = {}
-            for m in tf:
-                key, _, ext = m.name.rpartition(".")
-                members.setdefault(key, {})[ext] = m
+        members: dict[str, dict] = {}
+        for name, offset, size in iter_tar_members(tar_path):
+            key, _, ext = name.rpartition(".")
+            members.setdefault(key, {})[ext] = (offset, size)
+        with open(tar_path, "rb") as fh:
             for key, parts in members.items():
                 if "jpg" not in parts or "json" not in parts:
                     continue
-                meta = json.loads(tf.extractfile(parts["json"]).read())
+                fh.seek(parts["json"][0])
+                meta = json.loads(fh.read(parts["json"][1]))
                 uid = meta.get("uid")
                 if uid:
-                    index[uid] = PoolEntry(str(tar_path), (parts["jpg"].offset_data, parts["jpg"].size), meta)
+                    index[uid] = PoolEntry(str(tar_path), parts["jpg"], meta)
     return index
 
 
 # ------------------------------------------------------------------ writing shards
 
-def _info(name: str, size: int) -> tarfile.TarInfo:
-    ti = tarfile.TarInfo(name)
-    ti.size, ti.mtime, ti.uid, ti.gid, ti.uname, ti.gname, ti.mode = size, 0, 0, 0, "", "", 0o644
-    return ti
+def ustar_header(name: str, size: int) -> bytes:
+    """A plain ustar header with fixed metadata (mode 644, owner 0, mtime 0): deterministic bytes."""
+    raw = name.encode("utf-8")
+    if len(raw) > 100:
+        raise ValueError(f"member name too long for ustar: {name}")
+    h = bytearray(512)
+    h[0:len(raw)] = raw
+    h[100:108] = b"0000644\0"
+    h[108:116] = b"0000000\0"
+    h[116:124] = b"0000000\0"
+    h[124:136] = b"%011o\0" % size
+    h[136:148] = b"00000000000\0"
+    h[148:156] = b" " * 8
+    h[156:157] = b"0"
+    h[257:265] = b"ustar\x0000"
+    h[148:156] = b"%06o\0 " % sum(h)
+    return bytes(h)
+
+
+def _member(name: str, data: bytes) -> bytes:
+    return ustar_header(name, len(data)) + data + b"\0" * ((512 - len(data) % 512) % 512)
 
 
 class _Reader:
@@ -106,7 +146,7 @@ def write_step(rows: list[dict], index: dict[str, PoolEntry], out_dir: Path, sam
         name = f"{shard_no:05d}"
         tmp = out_dir / f".{name}.tar.tmp"
         records = []
-        with open(tmp, "wb") as raw, tarfile.open(fileobj=raw, mode="w", format=tarfile.USTAR_FORMAT) as tf:
+        with open(tmp, "wb", buffering=1 << 20) as tf:
             for r in chunk:
                 entry = index[r["uid"]]
                 jpg = reader.read(entry.tar, *entry.jpg)
@@ -117,10 +157,9 @@ def write_step(rows: list[dict], index: dict[str, PoolEntry], out_dir: Path, sam
                 text = (r.get("text") or "").encode("utf-8")
                 js = json.dumps(meta, sort_keys=True, ensure_ascii=False).encode("utf-8")
                 uid = r["uid"]
-                tf.addfile(_info(f"{uid}.jpg", len(jpg)), io.BytesIO(jpg))
-                tf.addfile(_info(f"{uid}.txt", len(text)), io.BytesIO(text))
-                tf.addfile(_info(f"{uid}.json", len(js)), io.BytesIO(js))
+                tf.write(_member(f"{uid}.jpg", jpg) + _member(f"{uid}.txt", text) + _member(f"{uid}.json", js))
                 records.append({"key": uid, **meta})
+            tf.write(b"\0" * 1024)  # the end-of-archive marker
         os.replace(tmp, out_dir / f"{name}.tar")
         table = pa.Table.from_pylist([{k: (json.dumps(v) if isinstance(v, (list, dict)) else v)
                                        for k, v in rec.items()} for rec in records])

@@ -44,7 +44,7 @@ def bench_download(n_urls: int, pairs: int) -> None:
         world = tmp / "world"
         generate(SampleWebConfig(out=world, pairs=pairs, seed=4, imagenet_per_class=1), progress=False,
                  log=lambda *_: None)
-        meta = pd.read_parquet(world / "metadata")
+        meta = pd.concat(pd.read_parquet(f) for f in sorted((world / "metadata").glob("*.parquet")))
         truth = pd.read_parquet(world / "truth", columns=["uid", "download_status"])
         rows = meta.merge(truth, on="uid")
         rows = rows[rows.download_status == "ok"].head(n_urls)[["uid", "url", "text", "sha256", "face_bboxes"]]
