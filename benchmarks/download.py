@@ -44,6 +44,14 @@ class DownloadConfig:
     policy: NetPolicy = field(default_factory=NetPolicy)
 
 
+def read_parquet(path, columns=None):
+    """A parquet file as pandas, read by path: pandas hands pyarrow a Python file object, and pyarrow's
+    thread pool can then abort the interpreter at exit (apache/arrow#34314, #50482)."""
+    import pyarrow.parquet as pq
+
+    return pq.read_table(str(path), columns=columns).to_pandas()
+
+
 def classify_error(message: str | None, status: str) -> str:
     if status == "success":
         return "success"
@@ -145,7 +153,7 @@ def download(urls_parquet: Path, out: Path, cfg: DownloadConfig, log=print) -> d
 
     parts = []
     for f in sorted(pool.glob("[0-9]*.parquet")):
-        df = pd.read_parquet(f)
+        df = read_parquet(f)
         df["shard"] = f.stem
         parts.append(df)
     got = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=["uid", "url", "status"])

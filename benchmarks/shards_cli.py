@@ -29,6 +29,8 @@ import sys
 import time
 from pathlib import Path
 
+from benchmarks.download import read_parquet
+
 TOOL = "tic-shards"
 POOLS = ("unfiltered", "basic", "bestpool")
 
@@ -99,7 +101,7 @@ def url_list(splits: Path, extras: list[str]):
         if df is not None:
             frames.append(df)
     for extra in extras:
-        frames.append(_as_uid_frame(pd.read_parquet(extra)))
+        frames.append(_as_uid_frame(read_parquet(extra)))
     cols = ["uid", "url", "text", "first_seen_month", "face_bboxes", "sha256"]
     out = pd.concat([f.reindex(columns=cols) for f in frames], ignore_index=True)
     return out.drop_duplicates("uid").sort_values("uid").reset_index(drop=True)
@@ -181,7 +183,7 @@ def reshard(splits: Path, download_dir: Path, out: Path, granularity: str = "yea
                 written += sum(sizes.values())
                 missing[f"eval/{name}/{year}"] = len(rows) - sum(sizes.values())
         if static:
-            df = _as_uid_frame(pd.read_parquet(static))
+            df = _as_uid_frame(read_parquet(static))
             rows = df.to_dict("records")
             sizes = write_step(rows, index, tmp / "eval" / "static", samples_per_shard, reader)
             written += sum(sizes.values())
@@ -191,6 +193,8 @@ def reshard(splits: Path, download_dir: Path, out: Path, granularity: str = "yea
                  "not_downloaded": missing, "samples_written": written, "seconds": round(seconds, 2),
                  "samples_per_second": round(written / seconds, 1) if seconds else None}
         (tmp / "steps.json").write_text(json.dumps(steps, indent=1) + "\n")
+        if (splits / "net_classes.json").is_file():  # zero-shot prompts travel with the shards
+            shutil.copyfile(splits / "net_classes.json", tmp / "net_classes.json")
         (tmp / "stats.json").write_text(json.dumps(stats, indent=1, sort_keys=True) + "\n")
         if out.exists():
             old = out.parent / f".{out.name}.old-{os.getpid()}"
@@ -214,14 +218,14 @@ def check_leakage(out: Path) -> list[tuple[str, str, str]]:
     import pandas as pd
 
     def keys(paths):
-        frames = [pd.read_parquet(p, columns=["uid", "sha256"]) for p in paths]
+        frames = [read_parquet(p, columns=["uid", "sha256"]) for p in paths]
         return pd.concat(frames) if frames else pd.DataFrame(columns=["uid", "sha256"])
 
     ev = keys(sorted((out / "eval").rglob("*.parquet")))
     ev_uid, ev_sha = set(ev["uid"]), set(ev["sha256"].dropna())
     hits = []
     for p in sorted((out / "train").rglob("*.parquet")):
-        t = pd.read_parquet(p, columns=["uid", "sha256"])
+        t = read_parquet(p, columns=["uid", "sha256"])
         hits += [(str(p), "uid", u) for u in t["uid"] if u in ev_uid]
         hits += [(str(p), "sha256", s) for s in t["sha256"].dropna() if s in ev_sha]
     return hits

@@ -7,30 +7,30 @@ scripts/bootstrap.sh
 . scripts/env.sh
 OUT=${DEMO_OUT:-demo-out}
 PAIRS=${DEMO_PAIRS:-50000}
-echo "[demo] 1/6 generating a sample web of $PAIRS pairs in $OUT/world"
+echo "[demo] 1/7 generating a sample web of $PAIRS pairs in $OUT/world"
 tic-sample-web --out "$OUT/world" --pairs "$PAIRS" --seed 0
 python -m curation.sqlfiles sql/sample_web.sql --var root="$OUT/world" --run crawl_overview
-echo "[demo] 2/6 first-seen timestamps: spark-submit curation/timestamp_join.py (local[*])"
+echo "[demo] 2/7 first-seen timestamps: spark-submit curation/timestamp_join.py (local[*])"
 spark-submit --master 'local[*]' --driver-memory 4g --conf spark.log.level=ERROR \
   --conf spark.ui.showConsoleProgress=false \
   curation/timestamp_join.py "$OUT/world/warc.manifest" "$OUT/world/metadata" "$OUT/timestamps" 2> "$OUT/timestamp_join.log" \
   || { tail -20 "$OUT/timestamp_join.log" >&2; exit 1; }
 test -f "$OUT/timestamps/stats.json" || { echo "[demo] the timestamp join failed" >&2; exit 1; }
-echo "[demo] 3/6 DuckDB over the first-seen table (sql/timestamps.sql)"
+echo "[demo] 3/7 DuckDB over the first-seen table (sql/timestamps.sql)"
 python -m curation.sqlfiles sql/timestamps.sql --var root="$OUT/timestamps" \
   --run pairs_per_year --run single_snapshot_share --run unmatched_by_reason
-echo "[demo] 4/6 DataComp filters on the timestamped pool: basic and bestpool (tic-filter)"
+echo "[demo] 4/7 DataComp filters on the timestamped pool: basic and bestpool (tic-filter)"
 for f in basic bestpool; do
   tic-filter "$f" "$OUT/world/metadata" "$OUT/filtered/$f" --timestamps "$OUT/timestamps" 2> "$OUT/filter_$f.log" \
     || { tail -20 "$OUT/filter_$f.log" >&2; exit 1; }
 done
 python -m curation.sqlfiles sql/filters.sql --var root="$OUT/filtered" --run bestpool_vs_basic_share
-echo "[demo] 5/6 evaluation splits and leak-free training pools (tic-splits build, then check-leakage)"
+echo "[demo] 5/7 evaluation splits and leak-free training pools (tic-splits build, then check-leakage)"
 tic-splits build "$OUT/splits" --timestamps "$OUT/timestamps" --metadata "$OUT/world/metadata" \
-  --filtered "$OUT/filtered" --keep-net-candidates 2> "$OUT/splits.log" || { tail -20 "$OUT/splits.log" >&2; exit 1; }
+  --filtered "$OUT/filtered" --keep-net-candidates --eval-size 150 2> "$OUT/splits.log" || { tail -20 "$OUT/splits.log" >&2; exit 1; }
 tic-splits check-leakage "$OUT/splits" 2>> "$OUT/splits.log"
 python -m curation.sqlfiles sql/splits.sql --var root="$OUT/splits" --run train_sizes
-echo "[demo] 6/6 images: serve the sample web on 127.0.0.1, download once with img2dataset, reshard into steps"
+echo "[demo] 6/7 images: serve the sample web on 127.0.0.1, download once with img2dataset, reshard into steps"
 tic-sample-web serve --port 0 --workers 2 > "$OUT/image_server.log" 2>&1 &
 SERVER=$!
 trap 'kill $SERVER 2>/dev/null || true' EXIT
@@ -44,3 +44,10 @@ tic-shards reshard "$OUT/splits" "$OUT/download" "$OUT/shards" --samples-per-sha
   --static "$OUT/world/imagenet_like/images.parquet"
 python -m curation.sqlfiles sql/shards.sql --var root="$OUT/shards" --var download="$OUT/download" \
   --run samples_per_step --run download_success_by_year
+echo "[demo] 7/7 a tiny continual run: tic-train, Cumulative-Exp on the basic pool's yearly steps, tiny model on CPU"
+tic-train run --data "$OUT/shards" --out "$OUT/train-demo" --method cumulative-exp --pool basic \
+  --budget-samples 3584 --batch-size 64 --warmup 4 --workers 2 --checkpoint-every 0 2> "$OUT/train-demo.log" \
+  || { tail -20 "$OUT/train-demo.log" >&2; exit 1; }
+tic-train metrics "$OUT/train-demo/matrix_retrieval.csv"
+python -m curation.sqlfiles sql/training.sql --var root="$OUT/train-demo" --run buffer_sizes
+echo "[demo] done: $OUT/train-demo holds the matrices, heatmaps, checkpoints and buffers; scripts/experiment.sh runs every method"

@@ -147,3 +147,44 @@ def splits(spark, sample_web, timestamps_out, filtered_pools, tmp_path_factory):
     return out, stats
 
 
+
+
+@pytest.fixture(scope="session")
+def slow_server():
+    server = start_image_server(workers=2, slow_seconds=3.0)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def downloaded(splits, sample_web, slow_server, tmp_path_factory):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from benchmarks.download import DownloadConfig, download
+    from benchmarks.netguard import NetPolicy
+    from benchmarks.shards_cli import url_list
+
+    out_splits, _ = splits
+    root = tmp_path_factory.mktemp("download")
+    urls = url_list(out_splits, [str(sample_web / "imagenet_like" / "images.parquet")])
+    pq.write_table(pa.Table.from_pandas(urls, preserve_index=False), root / "requested.parquet")
+    cfg = DownloadConfig(image_size=32, processes=2, threads=16, timeout=1, samples_per_shard=400,
+                         policy=NetPolicy(allow_loopback=True, resolve={"*": ("127.0.0.1", slow_server.port)}))
+    stats = download(root / "requested.parquet", root / "dl", cfg, log=lambda *_: None)
+    return root / "dl", stats, urls
+
+
+
+
+@pytest.fixture(scope="session")
+def shards_dir(splits, downloaded, sample_web, tmp_path_factory):
+    """The test world resharded into steps (samples_per_shard 100)."""
+    from benchmarks.shards_cli import reshard
+
+    out_splits, _ = splits
+    dl, _, _ = downloaded
+    out = tmp_path_factory.mktemp("shards") / "shards"
+    reshard(out_splits, dl, out, samples_per_shard=100, static=str(sample_web / "imagenet_like" / "images.parquet"),
+            log=lambda *_: None)
+    return out

@@ -102,25 +102,6 @@ def test_no_refused_request_leaves_the_process(tmp_path, recorder):
     assert status["http://169.254.169.254/latest/meta-data/"] == "metadata_address"
 
 
-@pytest.fixture(scope="module")
-def slow_server():
-    server = start_image_server(workers=2, slow_seconds=3.0)
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
-def downloaded(splits, sample_web, slow_server, tmp_path_factory):
-    out_splits, _ = splits
-    root = tmp_path_factory.mktemp("download")
-    urls = url_list(out_splits, [str(sample_web / "imagenet_like" / "images.parquet")])
-    pq.write_table(pa.Table.from_pandas(urls, preserve_index=False), root / "requested.parquet")
-    cfg = DownloadConfig(image_size=32, processes=2, threads=16, timeout=1, samples_per_shard=400,
-                         policy=NetPolicy(allow_loopback=True, resolve={"*": ("127.0.0.1", slow_server.port)}))
-    stats = download(root / "requested.parquet", root / "dl", cfg, log=QUIET)
-    return root / "dl", stats, urls
-
-
 def test_every_url_ends_with_a_status(downloaded, sample_web):
     dl, stats, urls = downloaded
     status = pd.read_parquet(dl / "status.parquet")

@@ -1,0 +1,97 @@
+"""The one configuration object of a tic-train run (frozen; derived values are properties)."""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+METHODS = ("sequential", "restart", "cumulative-all", "cumulative-exp", "cumulative-equal", "oracle", "patching",
+           "lwf", "ewc")
+# Methods whose per-step budget is not C: Oracle trains t*C at step t, LwF pays for the teacher's forward
+# pass, EWC for the Fisher estimate. They are marked over budget in the ledger; the rest must stay within C.
+OVER_BUDGET = {"oracle", "lwf", "ewc"}
+RANDOM_INIT = {"restart", "oracle"}
+SCHEDULES = ("cosine", "const-cosine")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    data: str                         # a tic-shards output
+    out: str                          # the run directory
+    method: str = "sequential"
+    pool: str = "basic"               # training pool: unfiltered | basic | bestpool
+    model: str = "tic-tiny"           # an open_clip model name, or a path to a model-config JSON
+    budget_macs: float | None = None  # total training MACs over all steps (split evenly)
+    budget_samples: int | None = None  # or: total samples seen over all steps (converted with the MACs/sample)
+    batch_size: int = 64              # global batch
+    lr: float = 1e-3
+    weight_decay: float = 0.1
+    warmup: int = 50                  # warm-up iterations of the first step
+    warmup_later: float = 0.0         # fraction of the first step's warm-up also used at every later step
+    schedule: str = "cosine"
+    lwf_weight: float = 1.0
+    lwf_temperature: float = 1.0
+    ewc_weight: float = 1000.0
+    ewc_batches: int = 8              # batches for the diagonal Fisher estimate
+    patching_alphas: tuple = (0.0, 0.25, 0.5, 0.75, 1.0)
+    workers: int = 2
+    seed: int = 0
+    deterministic: bool = False
+    device: str = "auto"              # auto | cpu | cuda
+    precision: str = "auto"           # auto (bf16 on CUDA, fp32 on CPU) | fp32 | bf16
+    compile: bool = False
+    checkpoint_every: int = 200       # iterations between mid-step checkpoints (0: only at step ends)
+    eval_batch_size: int = 256
+    max_steps: int | None = None      # train only the first N steps (for quick runs)
+    net_subtree: str = "motor_vehicle.n.01"
+    steps_filter: tuple = ()          # explicit step labels to use (default: all found)
+
+    def __post_init__(self):
+        if self.method not in METHODS:
+            raise ValueError(f"--method must be one of {', '.join(METHODS)}, got {self.method!r}")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"--schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}")
+        if (self.budget_macs is None) == (self.budget_samples is None):
+            raise ValueError("give exactly one of --budget-macs and --budget-samples")
+        if self.batch_size < 1:
+            raise ValueError(f"--batch-size must be >= 1, got {self.batch_size}")
+        object.__setattr__(self, "patching_alphas", tuple(self.patching_alphas))
+        object.__setattr__(self, "steps_filter", tuple(self.steps_filter))
+
+    @property
+    def over_budget(self) -> bool:
+        return self.method in OVER_BUDGET
+
+    @property
+    def random_init_each_step(self) -> bool:
+        return self.method in RANDOM_INIT
+
+    @property
+    def out_dir(self) -> Path:
+        return Path(self.out)
+
+    def to_json(self) -> dict:
+        d = asdict(self)
+        d["patching_alphas"] = list(self.patching_alphas)
+        d["steps_filter"] = list(self.steps_filter)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrainConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise ValueError(f"unknown config key(s): {', '.join(sorted(unknown))}")
+        return cls(**d)
+
+    @classmethod
+    def from_yaml(cls, path: str, overrides: dict) -> "TrainConfig":
+        import yaml
+
+        d = yaml.safe_load(Path(path).read_text()) or {}
+        d.update({k: v for k, v in overrides.items() if v is not None})
+        return cls.from_dict(d)
+
+
+def load_run_config(run_dir: str | Path) -> TrainConfig:
+    return TrainConfig.from_dict(json.loads((Path(run_dir) / "config.json").read_text()))

@@ -1,0 +1,94 @@
+"""Evaluate a CLIP model on every year's sets: dynamic retrieval (all seeds and subsets), TiC-DataComp-Net
+zero-shot accuracy (all classes and a WordNet subtree), and static zero-shot classification."""
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import torch
+
+from benchmarks.retrieval import average_over_seeds, retrieval_metrics
+
+
+@torch.no_grad()
+def encode_images(model, preprocess, images: list[bytes], device, batch: int, autocast) -> np.ndarray:
+    from PIL import Image
+
+    out = []
+    for i in range(0, len(images), batch):
+        x = torch.stack([preprocess(Image.open(io.BytesIO(b)).convert("RGB")) for b in images[i:i + batch]]).to(device)
+        with autocast():
+            f = model.encode_image(x)
+        out.append(torch.nn.functional.normalize(f.float(), dim=-1).cpu())
+    return torch.cat(out).numpy() if out else np.zeros((0, 1), np.float32)
+
+
+@torch.no_grad()
+def encode_texts(model, tokenizer, texts: list[str], device, batch: int, autocast) -> np.ndarray:
+    out = []
+    for i in range(0, len(texts), batch):
+        t = tokenizer(texts[i:i + batch]).to(device)
+        with autocast():
+            f = model.encode_text(t)
+        out.append(torch.nn.functional.normalize(f.float(), dim=-1).cpu())
+    return torch.cat(out).numpy() if out else np.zeros((0, 1), np.float32)
+
+
+def class_embeddings(model, tokenizer, classes: list[dict], device, batch, autocast) -> np.ndarray:
+    """One unit vector per class: the normalised mean of its prompts' embeddings (CLIP's zero-shot recipe)."""
+    prompts = [p for c in classes for p in c["prompts"]]
+    per = len(classes[0]["prompts"])
+    emb = encode_texts(model, tokenizer, prompts, device, batch, autocast).reshape(len(classes), per, -1).mean(1)
+    return emb / np.linalg.norm(emb, axis=1, keepdims=True)
+
+
+def retrieval_scores(img: np.ndarray, txt: np.ndarray, metas: list[dict]) -> dict[str, float]:
+    """Headline (mean R@1 over the two directions, averaged over seeds) per subset, in percent."""
+    out = {}
+    subsets = sorted({s for m in metas for s in m.get("subsets", {"all": [0]})})
+    for subset in subsets:
+        seeds = sorted({s for m in metas for s in m.get("subsets", {}).get(subset, [])})
+        per_seed = []
+        for seed in seeds:
+            idx = [i for i, m in enumerate(metas) if seed in m.get("subsets", {}).get(subset, [])]
+            if len(idx) >= 2:
+                per_seed.append(retrieval_metrics(img[idx], txt[idx]))
+        if per_seed:
+            avg = average_over_seeds(per_seed)
+            out[subset] = 100 * avg["mean_R@1"]
+            if subset == "all":
+                out.update({f"all_{k}": 100 * v for k, v in avg.items() if k != "mean_R@1"})
+    return out
+
+
+def evaluate(model, preprocess, tokenizer, eval_sets: dict, net_doc: dict | None, subtree: str, device,
+             batch: int, autocast) -> dict:
+    """{"retrieval": {year: {...}}, "net": {year: {"acc", "acc_<subtree>"}}, "static": {"acc"}} in percent.
+    Classification is zero-shot over the classes that occur in each set; the subtree accuracy is over
+    the samples whose class lies in the WordNet subtree."""
+    model.eval()
+    results: dict = {}
+    for year, es in eval_sets.get("retrieval", {}).items():
+        img = encode_images(model, preprocess, es.images, device, batch, autocast)
+        txt = encode_texts(model, tokenizer, es.texts, device, batch, autocast)
+        results.setdefault("retrieval", {})[year] = retrieval_scores(img, txt, es.meta)
+    if net_doc and (eval_sets.get("net") or eval_sets.get("static")):
+        classes = net_doc["classes"]
+        cls = class_embeddings(model, tokenizer, classes, device, batch, autocast)
+        sub = set(net_doc.get("subtrees", {}).get(subtree, []))
+        for task in ("net", "static"):
+            for year, es in eval_sets.get(task, {}).items():
+                labels = np.array([int(m["class_id"]) for m in es.meta])
+                if not len(labels):
+                    continue
+                # The label set is the classes that occur in the set (a world with ~100 classes
+                # would otherwise be scored against 1000 ImageNet prompts it never saw).
+                present = np.unique(labels)
+                scores = encode_images(model, preprocess, es.images, device, batch, autocast) @ cls[present].T
+                pred = present[np.argmax(scores, axis=1)]
+                r = {"acc": 100 * float((pred == labels).mean()), "n": int(len(labels))}
+                in_sub = np.isin(labels, list(sub))
+                if in_sub.any():
+                    r[f"acc_{subtree}"] = 100 * float((pred[in_sub] == labels[in_sub]).mean())
+                results.setdefault(task, {})[year] = r
+    return results
