@@ -121,6 +121,11 @@ def download(urls_parquet: Path, out: Path, cfg: DownloadConfig, log=print) -> d
     staged = out / "urls.parquet"
     if "sha256" in allowed:
         allowed = allowed.rename(columns={"sha256": "meta_sha256"})
+        missing_hash = int(allowed["meta_sha256"].isna().sum())
+        if missing_hash:  # img2dataset checks every row or none (YFCC and RedCaps carry no sha256)
+            if missing_hash < len(allowed):
+                log(f"[tic-shards] {missing_hash} of {len(allowed)} rows carry no sha256: hashes are not verified")
+            allowed = allowed.drop(columns=["meta_sha256"])
     pq.write_table(pa.Table.from_pandas(allowed, preserve_index=False), staged)
     removed = remove_partial_shards(pool)
     if removed:

@@ -32,7 +32,22 @@ from pathlib import Path
 from benchmarks.download import read_parquet
 
 TOOL = "tic-shards"
-POOLS = ("unfiltered", "basic", "bestpool")
+POOLS = ("unfiltered", "basic", "bestpool")  # TiC-DataComp's; tic-yfcc / tic-redcaps write yfcc15m / redcaps
+
+
+def train_pools(splits: Path) -> list[str]:
+    """The training pools a splits directory holds (DataComp's in their usual order, then any other)."""
+    root = splits / "train"
+    found = sorted(d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith(".")) if root.is_dir() else []
+    return [p for p in POOLS if p in found] + [p for p in found if p not in POOLS]
+
+
+def default_start_year(splits: Path) -> int:
+    """The first step the splits were built for (tic-yfcc: 2011, tic-redcaps: 2017), else TiC-DataComp's 2016."""
+    try:
+        return int(json.loads((splits / "stats.json").read_text()).get("step_start_year", 2016))
+    except (OSError, ValueError, TypeError):
+        return 2016
 
 
 def _parser():
@@ -62,7 +77,8 @@ def _parser():
     r.add_argument("download")
     r.add_argument("out")
     r.add_argument("--granularity", choices=("year", "month"), default="year")
-    r.add_argument("--start-year", type=int, default=2016, help="years before this fold into the first step")
+    r.add_argument("--start-year", type=int, default=None,
+                   help="years before this fold into the first step (default: the splits' own, else 2016)")
     r.add_argument("--samples-per-shard", type=int, default=10_000)
     r.add_argument("--static", help="parquet of a labelled static set (uid or image_id, url, class_id, ...)")
     c = sub.add_parser("check-leakage", help="no evaluation uid or sha256 in any training shard")
@@ -96,7 +112,7 @@ def url_list(splits: Path, extras: list[str]):
     import pandas as pd
 
     frames = []
-    for part in [f"train/{p}" for p in POOLS] + ["eval/retrieval", "eval/net"]:
+    for part in [f"train/{p}" for p in train_pools(splits)] + ["eval/retrieval", "eval/net"]:
         df = _read_hive(splits / part)
         if df is not None:
             frames.append(df)
@@ -151,7 +167,7 @@ def reshard(splits: Path, download_dir: Path, out: Path, granularity: str = "yea
     written = 0
     keep = ["uid", "url", "text", "first_seen_month", "year"]
     try:
-        for pool in POOLS:
+        for pool in train_pools(splits):
             df = _read_hive(splits / "train" / pool)
             if df is None:
                 continue
@@ -241,7 +257,8 @@ def main(argv=None) -> int:
             if not path.exists():
                 print(f"{TOOL}: error: {path}: missing ({what})", file=sys.stderr)
                 return 2
-        reshard(splits, dl, Path(args.out), args.granularity, args.start_year, args.samples_per_shard, args.static)
+        start = args.start_year if args.start_year is not None else default_start_year(splits)
+        reshard(splits, dl, Path(args.out), args.granularity, start, args.samples_per_shard, args.static)
         hits = check_leakage(Path(args.out))
         if hits:
             print(f"{TOOL}: LEAK: {len(hits)} evaluation uids/hashes in training shards", file=sys.stderr)

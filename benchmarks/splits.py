@@ -37,6 +37,7 @@ class SplitConfig:
     min_similarity: float = 0.5
     sentence_model: str | None = None
     seed: int = 0
+    subsets: tuple = SUBSETS         # retrieval subsets (YFCC and RedCaps have only "all")
 
     @property
     def holdout_size(self) -> int:
@@ -71,14 +72,17 @@ def capped_sample(pool: DataFrame, size: int, max_fraction: float, salt: int, by
 
 # ------------------------------------------------------------------ retrieval
 
-def retrieval_holdout(pool: DataFrame, cfg: SplitConfig) -> DataFrame:
+def retrieval_holdout(pool: DataFrame, cfg: SplitConfig, year_col: str = "first_seen_year") -> DataFrame:
     """Rows of the retrieval evaluation: one row per (uid, subset), with the seeds whose subset holds it.
 
-    Columns: the pool's columns plus year, subset, holdout_size, seeds (array<int>).
+    Columns: the pool's columns plus year (from `year_col`: a step label where years are folded into
+    steps), subset, holdout_size, seeds (array<int>).
     """
-    pool = pool.withColumn("year", F.col("first_seen_year").cast("int"))
+    pool = pool.withColumn("year", F.col(year_col).cast("int"))
     parts = []
     for i, subset in enumerate(SUBSETS):
+        if subset not in cfg.subsets:
+            continue
         rows = pool if subset == "all" else pool.where(is_covid("text") if subset == "covid" else is_flickr_host("url"))
         frac = cfg.max_holdout_fraction if subset == "all" else cfg.subset_fraction
         held = capped_sample(rows, cfg.holdout_size, frac, cfg.seed * 1000 + i, ["year"])

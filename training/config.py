@@ -42,6 +42,7 @@ class TrainConfig:
     compile: bool = False
     checkpoint_every: int = 200       # iterations between mid-step checkpoints (0: only at step ends)
     eval_batch_size: int = 256
+    eval_cache_mb: int = 2048         # transformed evaluation images kept in memory between evaluations
     max_steps: int | None = None      # train only the first N steps (for quick runs)
     net_subtree: str = "motor_vehicle.n.01"
     steps_filter: tuple = ()          # explicit step labels to use (default: all found)

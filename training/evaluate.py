@@ -10,15 +10,43 @@ import torch
 from benchmarks.retrieval import average_over_seeds, retrieval_metrics
 
 
-@torch.no_grad()
-def encode_images(model, preprocess, images: list[bytes], device, batch: int, autocast) -> np.ndarray:
-    from PIL import Image
+class Pixels:
+    """Evaluation images as model inputs. The evaluation transform is deterministic, so each set is decoded
+    and transformed once and kept (float16) while the total stays under `max_bytes`; the rest is decoded
+    again at every evaluation. Keyed by set name: one instance per run (one model, one transform)."""
 
+    def __init__(self, preprocess, max_bytes: int = 2 << 30):
+        self.preprocess, self.max_bytes, self.used = preprocess, max_bytes, 0
+        self.kept: dict[str, torch.Tensor] = {}
+
+    def _decode(self, images: list[bytes]) -> torch.Tensor:
+        from PIL import Image
+
+        return torch.stack([self.preprocess(Image.open(io.BytesIO(b)).convert("RGB")) for b in images])
+
+    def batches(self, name: str, images: list[bytes], batch: int):
+        if name in self.kept:
+            whole = self.kept[name]
+            for i in range(0, len(whole), batch):
+                yield whole[i:i + batch].float()
+            return
+        parts = []
+        for i in range(0, len(images), batch):
+            x = self._decode(images[i:i + batch])
+            parts.append(x.half())
+            yield x
+        size = sum(t.numel() * 2 for t in parts)
+        if parts and self.used + size <= self.max_bytes:
+            self.kept[name] = torch.cat(parts)
+            self.used += size
+
+
+@torch.no_grad()
+def encode_images(model, pixels: Pixels, name: str, images: list[bytes], device, batch: int, autocast) -> np.ndarray:
     out = []
-    for i in range(0, len(images), batch):
-        x = torch.stack([preprocess(Image.open(io.BytesIO(b)).convert("RGB")) for b in images[i:i + batch]]).to(device)
+    for x in pixels.batches(name, images, batch):
         with autocast():
-            f = model.encode_image(x)
+            f = model.encode_image(x.to(device))
         out.append(torch.nn.functional.normalize(f.float(), dim=-1).cpu())
     return torch.cat(out).numpy() if out else np.zeros((0, 1), np.float32)
 
@@ -61,7 +89,7 @@ def retrieval_scores(img: np.ndarray, txt: np.ndarray, metas: list[dict]) -> dic
     return out
 
 
-def evaluate(model, preprocess, tokenizer, eval_sets: dict, net_doc: dict | None, subtree: str, device,
+def evaluate(model, pixels: Pixels, tokenizer, eval_sets: dict, net_doc: dict | None, subtree: str, device,
              batch: int, autocast) -> dict:
     """{"retrieval": {year: {...}}, "net": {year: {"acc", "acc_<subtree>"}}, "static": {"acc"}} in percent.
     Classification is zero-shot over the classes that occur in each set; the subtree accuracy is over
@@ -69,22 +97,27 @@ def evaluate(model, preprocess, tokenizer, eval_sets: dict, net_doc: dict | None
     model.eval()
     results: dict = {}
     for year, es in eval_sets.get("retrieval", {}).items():
-        img = encode_images(model, preprocess, es.images, device, batch, autocast)
+        img = encode_images(model, pixels, es.name, es.images, device, batch, autocast)
         txt = encode_texts(model, tokenizer, es.texts, device, batch, autocast)
         results.setdefault("retrieval", {})[year] = retrieval_scores(img, txt, es.meta)
     if net_doc and (eval_sets.get("net") or eval_sets.get("static")):
-        classes = net_doc["classes"]
-        cls = class_embeddings(model, tokenizer, classes, device, batch, autocast)
+        # Only the classes that occur in some set are embedded: the label set of each set is the classes
+        # occurring in it (a world with ~100 classes would otherwise be scored against 1000 ImageNet
+        # prompts it never saw).
+        occurring = sorted({int(m["class_id"]) for task in ("net", "static")
+                            for es in eval_sets.get(task, {}).values() for m in es.meta})
+        by_id = {int(c["class_id"]): c for c in net_doc["classes"]}
+        cls_rows = {c: k for k, c in enumerate(occurring)}
+        cls = class_embeddings(model, tokenizer, [by_id[c] for c in occurring], device, batch, autocast)
         sub = set(net_doc.get("subtrees", {}).get(subtree, []))
         for task in ("net", "static"):
             for year, es in eval_sets.get(task, {}).items():
                 labels = np.array([int(m["class_id"]) for m in es.meta])
                 if not len(labels):
                     continue
-                # The label set is the classes that occur in the set (a world with ~100 classes
-                # would otherwise be scored against 1000 ImageNet prompts it never saw).
                 present = np.unique(labels)
-                scores = encode_images(model, preprocess, es.images, device, batch, autocast) @ cls[present].T
+                img = encode_images(model, pixels, es.name, es.images, device, batch, autocast)
+                scores = img @ cls[[cls_rows[c] for c in present]].T
                 pred = present[np.argmax(scores, axis=1)]
                 r = {"acc": 100 * float((pred == labels).mean()), "n": int(len(labels))}
                 in_sub = np.isin(labels, list(sub))

@@ -26,7 +26,7 @@ from .budget import Ledger, Plan, forward_macs_per_sample, train_macs_per_sample
 from .buffers import compose_buffer
 from .config import TrainConfig
 from .data import BufferStream, DataError, find_steps, load_eval_sets, step_uids, train_loader
-from .evaluate import evaluate
+from .evaluate import Pixels, evaluate
 from .metrics import summarize, write_matrix_csv
 
 MODEL_CONFIGS = Path(__file__).resolve().parent / "model_configs"
@@ -132,6 +132,7 @@ def run(cfg: TrainConfig, log=print) -> dict:
     # ---------------- model, loss, budget
     seed_everything(cfg.seed)
     model, preprocess_train, preprocess_eval, tokenizer = create_model(cfg.model, device)
+    pixels = Pixels(preprocess_eval, cfg.eval_cache_mb << 20)
     from open_clip.loss import ClipLoss
 
     loss_fn = ClipLoss(local_loss=False, gather_with_grad=True, rank=rank, world_size=world)
@@ -273,7 +274,7 @@ def run(cfg: TrainConfig, log=print) -> dict:
             finetuned = {k: v.detach().clone() for k, v in _unwrap(model).state_dict().items()}
             if patched is not None:
                 alpha = _tune_patching(_unwrap(model), patched, finetuned, cfg, eval_sets, labels[:t + 1], net_doc,
-                                       preprocess_eval, tokenizer, device, autocast)
+                                       pixels, tokenizer, device, autocast)
                 _unwrap(model).load_state_dict(interpolate(patched, finetuned, alpha))
             patched = {k: v.detach().clone() for k, v in _unwrap(model).state_dict().items()}
         if world > 1:
@@ -285,7 +286,7 @@ def run(cfg: TrainConfig, log=print) -> dict:
             _save(ckpt_dir / f"step_{step.label}.pt", {"step": step.label, "model": _unwrap(model).state_dict(),
                                                         "model_name": cfg.model, "patched": patched, "ewc": ewc})
             partial.unlink(missing_ok=True)
-            res = evaluate(_unwrap(model), preprocess_eval, tokenizer, eval_sets, net_doc, cfg.net_subtree, device,
+            res = evaluate(_unwrap(model), pixels, tokenizer, eval_sets, net_doc, cfg.net_subtree, device,
                            cfg.eval_batch_size, autocast)
             _record(rows, res, labels, t, cfg.net_subtree)
             done.append(step.label)
@@ -318,7 +319,10 @@ def run(cfg: TrainConfig, log=print) -> dict:
 def _claim_run_dir(out: Path, cfg: TrainConfig) -> None:
     cfg_path = out / "config.json"
     if cfg_path.is_file():
-        old = json.loads(cfg_path.read_text())
+        try:  # keys added since the run started take their defaults
+            old = TrainConfig.from_dict(json.loads(cfg_path.read_text())).to_json()
+        except (ValueError, TypeError) as exc:
+            raise RunError(f"{cfg_path}: not a config this tic-train can resume ({exc})") from None
         if old != cfg.to_json():
             diff = sorted(k for k in set(old) | set(cfg.to_json()) if old.get(k) != cfg.to_json().get(k))
             raise RunError(f"{out}: holds a run with another config (differs in {', '.join(diff)}); "
@@ -431,7 +435,7 @@ def _update_fisher(model, ewc, loader, loss_fn, cfg, device, autocast) -> dict:
     return {"fisher": fisher, "anchor": anchor}
 
 
-def _tune_patching(model, patched, finetuned, cfg, eval_sets, labels_so_far, net_doc, preprocess, tokenizer,
+def _tune_patching(model, patched, finetuned, cfg, eval_sets, labels_so_far, net_doc, pixels, tokenizer,
                    device, autocast) -> float:
     """The alpha whose interpolation scores best on the mean retrieval of steps 1..t (the previous steps'
     sets, and the current one: on the previous ones alone alpha = 0, no update, would always win)."""
@@ -440,7 +444,7 @@ def _tune_patching(model, patched, finetuned, cfg, eval_sets, labels_so_far, net
     best, best_score = cfg.patching_alphas[0], -1.0
     for alpha in cfg.patching_alphas:
         model.load_state_dict(interpolate(patched, finetuned, alpha))
-        res = evaluate(model, preprocess, tokenizer, sets, None, cfg.net_subtree, device, cfg.eval_batch_size, autocast)
+        res = evaluate(model, pixels, tokenizer, sets, None, cfg.net_subtree, device, cfg.eval_batch_size, autocast)
         score = float(np.mean([r.get("all", 0.0) for r in res["retrieval"].values()])) if res else 0.0
         if score > best_score:
             best, best_score = alpha, score

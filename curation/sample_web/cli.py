@@ -60,6 +60,22 @@ def main(argv: list[str] | None = None) -> int:
 
         main_serve(args.host, args.port, args.workers, args.slow_seconds)
         return 0
+    if argv[:1] == ["sources"]:
+        sp = argparse.ArgumentParser(prog="tic-sample-web sources",
+                                     description="YFCC100M-style and RedCaps-style sources (see curation/sample_web/sources.py)")
+        sp.add_argument("--out", required=True, type=Path)
+        sp.add_argument("--yfcc", type=_positive_int, default=6000, help="YFCC metadata lines (default 6000)")
+        sp.add_argument("--redcaps", type=_positive_int, default=6000, help="RedCaps annotations (default 6000)")
+        sp.add_argument("--seed", type=int, default=0)
+        args = sp.parse_args(argv[1:])
+        from .sources import generate_sources
+
+        try:
+            generate_sources(args.out, args.yfcc, args.redcaps, args.seed)
+        except ValueError as exc:
+            print(f"tic-sample-web: error: {exc}", file=sys.stderr)
+            return 2
+        return 0
     if argv[:1] == ["generate"]:
         argv = argv[1:]
     parser = generate_parser()

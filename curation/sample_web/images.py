@@ -169,7 +169,8 @@ def render_image(key: ImageKey):
     img = _background(key.scene, key.look_year, w, h)
     draw = ImageDraw.Draw(img)
     # Object: the glyph, scaled into a square, shrinking over the years, jittered in place.
-    side = max(5, int(min(w, h) * (0.78 - 0.025 * years_on)))
+    # (bounded, so that years before 2014 - YFCC's, RedCaps' - still fit the frame)
+    side = max(5, int(min(w, h) * min(0.9, max(0.3, 0.78 - 0.025 * years_on))))
     cell = max(1, side // 5)
     side = cell * 5
     slack_x, slack_y = (w - side) // 4, (h - side) // 4

@@ -1,0 +1,285 @@
+"""`tic-yfcc` and `tic-redcaps`: TiC-YFCC and TiC-RedCaps, one command each (Spark, `local[*]` by default).
+
+    tic-yfcc METADATA_TSV... OUT [--subset yfcc100m_subset_data.tsv] [--eval-size 1000] [--now 2024-01-01]
+    tic-redcaps ANNOTATIONS_DIR_OR_JSON... OUT [--eval-size 1000]
+
+Both parse their source (rules: `curation/sources.py`), account for every record (kept, or dropped
+with its reason in OUT/dropped/ and stats.json), fold the early years into the first step (YFCC:
+2008-2011 -> "2011", then 2012..2014; RedCaps: 2011-2017 -> "2017", then 2018..2020), hold out the
+retrieval evaluation per step (`--eval-size` pairs per step and seed, 3 seeds) and remove every
+evaluation pair from training. OUT has the tic-splits layout, so `tic-shards download/reshard` and
+`tic-train` take it as they take TiC-DataComp (the pool is `yfcc15m` or `redcaps`; reshard reads the
+first step from stats.json):
+
+  OUT/train/{pool}/year=YYYY/   kept pairs minus evaluation pairs (year = upload/post year)
+  OUT/eval/retrieval/year=STEP/ retrieval pairs, seeds, holdout_size (year = the step label)
+  OUT/dropped/reason=R/         uid (when known), reason, source file
+  OUT/stats.json                counts per reason, per year and step, evaluation sizes
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import sys
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from curation.sparkio import (InputError, build_session, check_output_local, commit, delete, is_local,  # noqa: E402
+                              local_path, temp_sibling, write_text)
+
+
+@dataclass(frozen=True)
+class Source:
+    name: str          # yfcc | redcaps
+    tool: str
+    pool: str          # the training pool's name in OUT/train/
+    first_step: int    # earlier years fold into this step
+    last_year: int
+
+
+SOURCES = {"yfcc": Source("yfcc", "tic-yfcc", "yfcc15m", 2011, 2014),
+           "redcaps": Source("redcaps", "tic-redcaps", "redcaps", 2017, 2020)}
+
+ROW_SCHEMA = ("uid string, url string, text string, first_seen_time timestamp, first_seen_month string, "
+              "first_seen_year int, reason string, source_file string")
+
+
+def _is_ours(tool):
+    def check(path: Path) -> bool:
+        try:
+            return json.loads((path / "stats.json").read_text()).get("tool") == tool
+        except (OSError, ValueError):
+            return False
+    return check
+
+
+# ------------------------------------------------------------------ parsing (DataFrame functions)
+
+def yfcc_rows(spark, paths: list[str], now: dt.datetime):
+    """Every line of the YFCC metadata files as a parsed row (ROW_SCHEMA); Spark decompresses .bz2/.gz."""
+    from pyspark.sql import functions as F
+
+    lines = spark.read.text(paths).withColumn("source_file", F.input_file_name())
+
+    def parse(batches):
+        import pandas as pd
+
+        from curation.sources import parse_yfcc_line
+
+        for b in batches:
+            rows = [parse_yfcc_line(v, now) for v in b["value"]]
+            df = pd.DataFrame(rows, columns=["uid", "url", "text", "first_seen_time", "first_seen_month",
+                                             "first_seen_year", "reason"])
+            df["first_seen_year"] = df["first_seen_year"].astype("Int32")
+            df["source_file"] = b["source_file"].values
+            yield df
+
+    return lines.mapInPandas(parse, ROW_SCHEMA)
+
+
+def redcaps_rows(spark, files: list[str], now: dt.datetime):
+    """Every annotation of the RedCaps JSON files as a parsed row; a file that is not valid RedCaps
+    JSON gives one `malformed_file` row."""
+    paths = spark.createDataFrame([(f,) for f in files], "path string").repartition(max(1, min(len(files), 64)))
+
+    def parse(batches):
+        import pandas as pd
+
+        from curation.sources import parse_redcaps_annotation
+
+        cols = ["uid", "url", "text", "first_seen_time", "first_seen_month", "first_seen_year", "reason",
+                "source_file"]
+        for b in batches:
+            for path in b["path"]:
+                try:
+                    with open(path, "rb") as fh:
+                        doc = json.load(fh)
+                    anns = doc["annotations"]
+                    if not isinstance(anns, list):
+                        raise TypeError("annotations is not a list")
+                except (OSError, ValueError, KeyError, TypeError):
+                    yield pd.DataFrame([[None] * 6 + ["malformed_file", path]], columns=cols).astype(
+                        {"first_seen_year": "Int32"})
+                    continue
+                rows = [parse_redcaps_annotation(a if isinstance(a, dict) else {}, now) for a in anns]
+                df = pd.DataFrame(rows, columns=cols[:-1] + ["subreddit"]).drop(columns=["subreddit"])
+                df["first_seen_year"] = df["first_seen_year"].astype("Int32")
+                df["source_file"] = path
+                yield df
+
+    return paths.mapInPandas(parse, ROW_SCHEMA)
+
+
+def apply_subset(rows, ids):
+    """Kept rows whose uid is not in the subset id list become `not_in_subset`."""
+    from pyspark.sql import functions as F
+
+    ids = ids.select(F.col("uid").alias("_subset_uid"), F.lit(True).alias("_in_subset")).distinct()
+    joined = rows.join(ids, rows.uid == ids._subset_uid, "left")
+    reason = F.when((F.col("reason") == "kept") & F.col("_in_subset").isNull(), F.lit("not_in_subset")) \
+        .otherwise(F.col("reason"))
+    return joined.withColumn("reason", reason).drop("_subset_uid", "_in_subset")
+
+
+def drop_duplicate_uids(rows):
+    """Of kept rows sharing a uid, the earliest (then the smallest url) stays; the rest are `duplicate_uid`."""
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    w = Window.partitionBy("uid").orderBy("first_seen_time", "url", "text")
+    ranked = rows.withColumn("_n", F.when(F.col("reason") == "kept", F.row_number().over(w)))
+    return ranked.withColumn("reason", F.when(F.col("_n") > 1, F.lit("duplicate_uid")).otherwise(F.col("reason"))) \
+        .drop("_n")
+
+
+def with_step(pool, first_step: int):
+    """`step`: the first-seen year, with every year before `first_step` folded into it."""
+    from pyspark.sql import functions as F
+
+    return pool.withColumn("step", F.greatest(F.col("first_seen_year"), F.lit(first_step)).cast("int"))
+
+
+# ------------------------------------------------------------------ the job
+
+def build(spark, source: Source, inputs: list[str], out: str, cfg, subset: str | None = None,
+          now: dt.datetime | None = None, log=print) -> dict:
+    from pyspark import StorageLevel
+    from pyspark.sql import functions as F
+
+    from benchmarks import splits as sp
+
+    now = now or dt.datetime.now(dt.timezone.utc)
+    if is_local(out):
+        check_output_local(out, _is_ours(source.tool), source.tool)
+    files = []
+    for path in inputs:
+        p = local_path(path) if is_local(path) else None
+        if p is not None and not p.exists():
+            raise InputError(f"{path}: not found")
+        if source.name == "redcaps":
+            if p is None:
+                raise InputError(f"{path}: RedCaps annotations are read from local paths")
+            found = sorted(p.rglob("*.json")) if p.is_dir() else [p]
+            if not found:
+                raise InputError(f"{path}: no .json annotation files")
+            files += [str(f) for f in found]
+        else:
+            files.append(str(p) if p is not None else path)
+    rows = yfcc_rows(spark, files, now) if source.name == "yfcc" else redcaps_rows(spark, files, now)
+    if subset:
+        if is_local(subset) and not local_path(subset).is_file():
+            raise InputError(f"{subset}: subset id list not found")
+        from curation.sources import parse_subset_ids
+
+        ids = spark.read.text(subset).rdd.mapPartitions(lambda it: ([u] for u in parse_subset_ids(r.value for r in it)))
+        rows = apply_subset(rows, spark.createDataFrame(ids, "uid string"))
+    rows = drop_duplicate_uids(rows).persist(StorageLevel.MEMORY_AND_DISK)
+
+    reasons = {r["reason"]: r["count"] for r in rows.groupBy("reason").count().collect()}
+    kept = with_step(rows.where(F.col("reason") == "kept").drop("reason"), source.first_step) \
+        .withColumn("sha256", F.lit(None).cast("string")).withColumn("year", F.col("first_seen_year"))
+    kept = kept.persist(StorageLevel.MEMORY_AND_DISK)
+    retrieval = sp.retrieval_holdout(kept.drop("year"), cfg, year_col="step").drop("step") \
+        .persist(StorageLevel.MEMORY_AND_DISK)
+    sizes: dict = {}
+    for r in (retrieval.select("year", "holdout_size", F.explode("seeds").alias("seed"))
+              .groupBy("year", "holdout_size", "seed").count().collect()):
+        entry = sizes.setdefault(str(r["year"]), {"holdout": r["holdout_size"], "seeds": {}})
+        entry["seeds"][str(r["seed"])] = r["count"]
+    warnings = [f"retrieval {y}: {min(e['seeds'].values())} pairs per seed, fewer than the {cfg.eval_size} asked for"
+                for y, e in sorted(sizes.items()) if min(e["seeds"].values()) < cfg.eval_size]
+    for w in warnings:
+        log(f"[{source.tool}] warning: {w}")
+    tmp = temp_sibling(out)
+    try:
+        retrieval.repartition("year").sortWithinPartitions("uid").write.partitionBy("year") \
+            .parquet(f"{tmp}/eval/retrieval")
+        clean, leaks = sp.remove_leaks(kept.drop("step"), retrieval.select("uid", "sha256", "url"))
+        clean.repartition("year").sortWithinPartitions("uid").write.partitionBy("year") \
+            .parquet(f"{tmp}/train/{source.pool}")
+        removed = {r["leak_key"]: r["count"] for r in leaks.groupBy("leak_key").count().collect()}
+        (rows.where(F.col("reason") != "kept").select("uid", "reason", "first_seen_month", "source_file")
+         .repartition("reason").sortWithinPartitions("source_file", "uid").write.partitionBy("reason")
+         .parquet(f"{tmp}/dropped"))
+        train = spark.read.parquet(f"{tmp}/train/{source.pool}")
+        by_year = {str(r["year"]): r["count"] for r in train.groupBy("year").count().collect()}
+        by_step = {str(r["step"]): r["count"] for r in with_step(train.withColumn("first_seen_year", F.col("year")),
+                                                                  source.first_step).groupBy("step").count().collect()}
+        total = sum(reasons.values())
+        stats = {"tool": source.tool, "source": source.name, "inputs": files, "subset": subset,
+                 "now": now.isoformat(), "config": asdict(cfg), "pools": [source.pool],
+                 "step_start_year": source.first_step,
+                 "reasons": dict(sorted(reasons.items())), "retrieval": dict(sorted(sizes.items())),
+                 "warnings": warnings, "leakage_removed": {source.pool: removed},
+                 "train_rows": {source.pool: dict(sorted(by_year.items()))},
+                 "train_rows_by_step": dict(sorted(by_step.items())),
+                 "accounting": {"records": total, "kept": reasons.get("kept", 0),
+                                "dropped": total - reasons.get("kept", 0),
+                                "train_rows": sum(by_year.values()), "removed_for_evaluation": sum(removed.values()),
+                                "ok": reasons.get("kept", 0) == sum(by_year.values()) + sum(removed.values())}}
+        write_text(spark, f"{tmp}/stats.json", json.dumps(stats, indent=1, sort_keys=True) + "\n")
+        commit(spark, tmp, out)
+    except BaseException:
+        delete(spark, tmp)
+        raise
+    log(f"[{source.tool}] {total} records: kept {reasons.get('kept', 0)}, dropped "
+        + ", ".join(f"{k} {v}" for k, v in sorted(reasons.items()) if k != "kept")
+        + f"; train per step {dict(sorted(by_step.items()))}; eval per step and seed "
+        + str({y: min(e['seeds'].values()) for y, e in sorted(sizes.items())}))
+    return stats
+
+
+def _parser(source: Source) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=source.tool, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    what = "YFCC100M metadata TSV file(s) (.bz2/.gz allowed)" if source.name == "yfcc" else \
+        "RedCaps annotation JSON files or directories holding them"
+    p.add_argument("inputs", nargs="+", help=what)
+    p.add_argument("out")
+    if source.name == "yfcc":
+        p.add_argument("--subset", help="YFCC15M id list (line number, photo id, photo hash per line)")
+    p.add_argument("--eval-size", type=int, default=1000, help="retrieval pairs per step and seed (default 1000)")
+    p.add_argument("--seeds", type=int, default=3)
+    p.add_argument("--max-holdout-fraction", type=float, default=0.1)
+    p.add_argument("--now", help="ISO date: later timestamps are future_timestamp (default: now)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--master", default="local[*]")
+    return p
+
+
+def main_for(name: str, argv=None) -> int:
+    from benchmarks.splits import SplitConfig
+
+    source = SOURCES[name]
+    args = _parser(source).parse_args(argv)
+    try:
+        now = dt.datetime.fromisoformat(args.now).replace(tzinfo=dt.timezone.utc) if args.now else None
+    except ValueError:
+        print(f"{source.tool}: error: --now {args.now!r} is not an ISO date", file=sys.stderr)
+        return 2
+    cfg = SplitConfig(eval_size=args.eval_size, seeds=args.seeds, max_holdout_fraction=args.max_holdout_fraction,
+                      seed=args.seed, subsets=("all",))
+    spark = build_session(source.tool, args.master)
+    try:
+        build(spark, source, args.inputs, args.out, cfg, getattr(args, "subset", None), now)
+    except InputError as exc:
+        print(f"{source.tool}: error: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        spark.stop()
+    return 0
+
+
+def main_yfcc(argv=None) -> int:
+    return main_for("yfcc", argv)
+
+
+def main_redcaps(argv=None) -> int:
+    return main_for("redcaps", argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main_for(sys.argv[1], sys.argv[2:]))
