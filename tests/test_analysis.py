@@ -88,3 +88,22 @@ def test_bad_input_is_refused(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(AnalysisError, match="no train/ pools"):
         analyze(tmp_path / "empty", tmp_path / "out", log=QUIET)
+
+
+def test_image_shift_from_a_tic_train_checkpoint_over_the_shards(splits, shards_dir, tmp_path):
+    import torch
+
+    from benchmarks.analyze_cli import AnalysisError, analyze
+    from training.trainer import create_model
+
+    model = create_model("tic-tiny", "cpu")[0]
+    ckpt = tmp_path / "step.pt"
+    torch.save({"model_name": "tic-tiny", "model": model.state_dict()}, ckpt)
+    out_splits, _ = splits
+    summary = analyze(out_splits, tmp_path / "a", pool="unfiltered", per_step=60, checkpoint=ckpt, shards=shards_dir,
+                      log=QUIET)
+    assert all(r["images"] > 0 and np.isfinite(r["image_fd_to_first"]) for r in summary["rows"])
+    assert "step.pt over" in summary["image_source"]
+    torch.save({"model": model.state_dict()}, ckpt)
+    with pytest.raises(AnalysisError, match="not a tic-train checkpoint"):
+        analyze(out_splits, tmp_path / "b", pool="unfiltered", per_step=60, checkpoint=ckpt, shards=shards_dir, log=QUIET)

@@ -162,3 +162,20 @@ def test_pictures_of_years_before_2014_render():
     for year in (2004, 2008, 2011):
         for w, h in ((300, 225), (1000, 250)):
             assert render_image(ImageKey(0, year, 0, 0, 0, w, h)).size == (w, h)
+
+
+def test_sample_sources_are_deterministic_and_rerun_is_a_no_op(sources, tmp_path):
+    from curation.sample_web.sources import generate_sources
+
+    again = tmp_path / "again"
+    generate_sources(again, yfcc=2500, redcaps=2500, seed=3, log=QUIET)
+    files = sorted(p.relative_to(sources) for p in sources.rglob("*") if p.is_file())
+    assert files == sorted(p.relative_to(again) for p in again.rglob("*") if p.is_file())
+    assert all((sources / f).read_bytes() == (again / f).read_bytes() for f in files)
+    said = []
+    generate_sources(again, yfcc=2500, redcaps=2500, seed=3, log=said.append)
+    assert "nothing to do" in said[0]
+    (tmp_path / "foreign").mkdir()
+    (tmp_path / "foreign" / "x").write_text("mine")
+    with pytest.raises(ValueError, match="refusing"):
+        generate_sources(tmp_path / "foreign", yfcc=10, redcaps=10, seed=3, log=QUIET)

@@ -113,9 +113,13 @@ class BufferStream(torch.utils.data.IterableDataset):
                     text = sample["txt"].decode("utf-8")
                     # The random crop of sample g depends on (seed, g) alone, not on which worker or rank
                     # draws it: runs agree across worker counts, DDP and resumes.
-                    with torch.random.fork_rng(devices=[]):
+                    if info is not None:  # a DataLoader worker only makes data: its global RNG is ours
                         torch.manual_seed(self.seed * 1_000_003 + g)
                         pixels = self.preprocess(image)
+                    else:
+                        with torch.random.fork_rng(devices=[]):
+                            torch.manual_seed(self.seed * 1_000_003 + g)
+                            pixels = self.preprocess(image)
                     yield pixels, self.tokenizer([text])[0]
                 g += 1
                 produced_in_pass += 1
