@@ -28,6 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
+from curation.localfs import swap_into_place
+
 TOOL = "tic-analyze"
 
 
@@ -247,13 +249,7 @@ def analyze(splits: Path, out: Path, pool: str | None = None, per_step: int = 30
                    "seconds": round(time.perf_counter() - t0, 2)}
         (tmp / "shift.json").write_text(json.dumps(summary, indent=1) + "\n")
         (tmp / "report.md").write_text(_report(summary, tables, image_source is not None))
-        if out.exists():
-            old = out.parent / f".{out.name}.old-{os.getpid()}"
-            os.replace(out, old)
-            os.replace(tmp, out)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, out)
+        swap_into_place(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -30,6 +30,7 @@ import time
 from pathlib import Path
 
 from benchmarks.download import read_parquet
+from curation.localfs import swap_into_place
 
 TOOL = "tic-shards"
 POOLS = ("unfiltered", "basic", "bestpool")  # TiC-DataComp's; tic-yfcc / tic-redcaps write yfcc15m / redcaps
@@ -212,13 +213,7 @@ def reshard(splits: Path, download_dir: Path, out: Path, granularity: str = "yea
         if (splits / "net_classes.json").is_file():  # zero-shot prompts travel with the shards
             shutil.copyfile(splits / "net_classes.json", tmp / "net_classes.json")
         (tmp / "stats.json").write_text(json.dumps(stats, indent=1, sort_keys=True) + "\n")
-        if out.exists():
-            old = out.parent / f".{out.name}.old-{os.getpid()}"
-            os.replace(out, old)
-            os.replace(tmp, out)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, out)
+        swap_into_place(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -34,42 +34,24 @@ SELECT year, count(*) AS rows, count(*) FILTER (WHERE lower(text) LIKE '%covid%'
 FROM read_parquet(getvariable('splits') || '/train/' || getvariable('pool') || '/*/*.parquet', hive_partitioning = true)
 GROUP BY year ORDER BY year;
 
--- name: rising_concepts
--- Per step, the five noun categories (top-1 per caption) whose share grew most since the previous step.
+-- name: concept_changes
+-- Per step, the five noun categories (top-1 per caption) whose share rose most, and the five whose share
+-- fell most, since the previous step.
 WITH shares AS (
     SELECT step, top1 AS concept, count(*) / sum(count(*)) OVER (PARTITION BY step) AS share
     FROM read_parquet(getvariable('root') || '/captions.parquet') GROUP BY step, top1
-), steps AS (
-    SELECT DISTINCT step FROM shares
 ), grid AS (
     SELECT s.step, c.concept, coalesce(sh.share, 0) AS share
-    FROM steps s CROSS JOIN (SELECT DISTINCT concept FROM shares) c
+    FROM (SELECT DISTINCT step FROM shares) s CROSS JOIN (SELECT DISTINCT concept FROM shares) c
     LEFT JOIN shares sh ON sh.step = s.step AND sh.concept = c.concept
 ), change AS (
     SELECT step, concept, share, share - lag(share) OVER (PARTITION BY concept ORDER BY step) AS delta FROM grid
 ), ranked AS (
-    SELECT *, row_number() OVER (PARTITION BY step ORDER BY delta DESC, concept) AS rank FROM change
-    WHERE delta IS NOT NULL
+    SELECT *, row_number() OVER (PARTITION BY step ORDER BY delta DESC, concept) AS rise,
+              row_number() OVER (PARTITION BY step ORDER BY delta ASC, concept) AS fall
+    FROM change WHERE delta IS NOT NULL
 )
-SELECT step, rank, concept, round(share, 4) AS share, round(delta, 4) AS delta
-FROM ranked WHERE rank <= 5 ORDER BY step, rank;
-
--- name: falling_concepts
--- Per step, the five noun categories (top-1 per caption) whose share fell most since the previous step.
-WITH shares AS (
-    SELECT step, top1 AS concept, count(*) / sum(count(*)) OVER (PARTITION BY step) AS share
-    FROM read_parquet(getvariable('root') || '/captions.parquet') GROUP BY step, top1
-), steps AS (
-    SELECT DISTINCT step FROM shares
-), grid AS (
-    SELECT s.step, c.concept, coalesce(sh.share, 0) AS share
-    FROM steps s CROSS JOIN (SELECT DISTINCT concept FROM shares) c
-    LEFT JOIN shares sh ON sh.step = s.step AND sh.concept = c.concept
-), change AS (
-    SELECT step, concept, share, share - lag(share) OVER (PARTITION BY concept ORDER BY step) AS delta FROM grid
-), ranked AS (
-    SELECT *, row_number() OVER (PARTITION BY step ORDER BY delta ASC, concept) AS rank FROM change
-    WHERE delta IS NOT NULL
-)
-SELECT step, rank, concept, round(share, 4) AS share, round(delta, 4) AS delta
-FROM ranked WHERE rank <= 5 ORDER BY step, rank;
+SELECT step, CASE WHEN rise <= 5 THEN 'rising' ELSE 'falling' END AS direction,
+       CASE WHEN rise <= 5 THEN rise ELSE fall END AS rank, concept, round(share, 4) AS share, round(delta, 4) AS delta
+FROM ranked WHERE rise <= 5 OR fall <= 5
+ORDER BY step, direction DESC, rank;

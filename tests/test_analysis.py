@@ -62,9 +62,10 @@ def test_the_report_has_its_parts(analyzed):
     shift = pd.read_csv(out / "shift.csv")
     assert list(shift.step) == steps and shift.text_tv_to_first.between(0, 1).all()
     report = (out / "report.md").read_text()
-    for section in ("rising concepts", "falling concepts", "covid share by year", "caption lengths", "top domains"):
+    for section in ("concept changes", "covid share by year", "caption lengths", "top domains"):
         assert f"## {section}" in report
     assert "](text_shift.png)" in report and "](image_shift.png)" in report
+    assert "| rising |" in report and "| falling |" in report
     assert json.loads((out / "shift.json").read_text())["categories"] > 100
 
 

@@ -28,6 +28,7 @@ from .images import (FAIL_NOT_FOUND, FAIL_NOT_IMAGE, FAIL_OK, FAIL_SLOW, FAIL_TO
 from .refclip import ImageEmbeddingCache, ReferenceClip
 from .vocabulary import (ALL_CONCEPTS, CDN_HOSTS, COLORS, COVID_START, FLICKR_DECOY_HOSTS, FLICKR_HOST_FARMS,
                          FLICKR_HOST_LIVE, LANGUAGES, SCENES, SITE_WORDS_A, SITE_WORDS_B, TLD_BY_LANGUAGE)
+from ..localfs import swap_into_place
 from .warc import WarcWriter, http_date
 from .world import CRAWL_DAYS, SampleWebConfig, year_weights
 
@@ -624,20 +625,10 @@ def generate(cfg: SampleWebConfig, progress: bool = True, log=print) -> dict:
         (staging / MARKER).write_text(json.dumps(world, indent=1, sort_keys=True) + "\n")
         # Timings vary run to run, so they are returned, not written (outputs stay byte-identical).
         world = {**world, "timing": {"seconds": elapsed, "template_render_seconds": gen.templates.render_seconds}}
-        _swap_into_place(staging, out)
+        swap_into_place(staging, out)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     log(f"[sample-web] wrote {cfg.pairs} pairs, {gen.stats['warc_files']} WARC files, {gen.stats['pages']} pages "
         f"to {out} in {elapsed:.1f}s ({cfg.pairs / elapsed:,.0f} pairs/s)")
     return world
-
-
-def _swap_into_place(staging: Path, out: Path) -> None:
-    if out.exists():
-        trash = out.parent / f".{out.name}.old-{os.getpid()}"
-        os.replace(out, trash)
-        os.replace(staging, out)
-        shutil.rmtree(trash, ignore_errors=True)
-    else:
-        os.replace(staging, out)

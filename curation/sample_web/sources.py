@@ -24,6 +24,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from ..localfs import swap_into_place
 from .images import FAIL_NOT_FOUND, FAIL_OK, SIZES, ImageKey, ImageToken, encode_token
 from .vocabulary import ALL_CONCEPTS, COLORS, SCENES
 from .world import concept_year_probabilities
@@ -195,13 +196,7 @@ def generate_sources(out: Path, yfcc: int, redcaps: int, seed: int = 0, log=prin
     try:
         doc = {"config": config, "yfcc": write_yfcc(staging, yfcc, seed), "redcaps": write_redcaps(staging, redcaps, seed)}
         (staging / "sources.json").write_text(json.dumps(doc, indent=1, sort_keys=True) + "\n")
-        if out.exists():
-            old = out.parent / f".{out.name}.old-{os.getpid()}"
-            os.replace(out, old)
-            os.replace(staging, out)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(staging, out)
+        swap_into_place(staging, out)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
