@@ -13,6 +13,7 @@ loopback_address, unresolvable_host, other), so success + failed == input.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import shutil
@@ -102,6 +103,14 @@ def remove_partial_shards(folder: Path) -> list[str]:
     return removed
 
 
+def input_fingerprint(rows) -> str:
+    """sha256 over the (uid, url, text) rows in their order: the identity of an img2dataset input."""
+    h = hashlib.sha256()
+    for uid, url, text in zip(rows["uid"], rows["url"], rows["text"]):
+        h.update(f"{uid}\t{url}\t{text}\n".encode("utf-8", "surrogatepass"))
+    return h.hexdigest()
+
+
 def download(urls_parquet: Path, out: Path, cfg: DownloadConfig, log=print) -> dict:
     """Download every row of `urls_parquet` (uid, url, text [, face_bboxes, sha256, ...]) into out/pool."""
     import pandas as pd
@@ -127,6 +136,20 @@ def download(urls_parquet: Path, out: Path, cfg: DownloadConfig, log=print) -> d
                 log(f"[tic-shards] {missing_hash} of {len(allowed)} rows carry no sha256: hashes are not verified")
             allowed = allowed.drop(columns=["meta_sha256"])
     pq.write_table(pa.Table.from_pandas(allowed, preserve_index=False), staged)
+    # img2dataset resumes by shard number, which only means something for the same url list: a pool
+    # made from another list would answer for rows it never saw, so it is discarded, not mixed in.
+    fingerprint = input_fingerprint(allowed)
+    marker = out / "pool.input.json"  # not inside pool: img2dataset reads every *.json there as shard stats
+    earlier = json.loads(marker.read_text()) if marker.exists() else {}
+    if earlier.get("fingerprint") != fingerprint and any(pool.iterdir()):
+        log(f"[tic-shards] the url list changed since the pool in {pool} was downloaded "
+            f"({earlier.get('rows', 'unknown')} rows then, {len(allowed)} now): that pool is discarded "
+            "and the list downloaded again")
+        shutil.rmtree(pool)
+        pool.mkdir()
+    tmp_marker = out / "pool.input.json.tmp"
+    tmp_marker.write_text(json.dumps({"fingerprint": fingerprint, "rows": len(allowed)}) + "\n")
+    tmp_marker.replace(marker)
     removed = remove_partial_shards(pool)
     if removed:
         log(f"[tic-shards] removed {len(removed)} partial shard file(s) left by an earlier run: {', '.join(removed)}")

@@ -32,8 +32,11 @@ Every input is accounted for, stage by stage (see `ExtractStats`).
 """
 from __future__ import annotations
 
+import codecs
 import datetime as dt
+import functools
 import io
+import itertools
 import re
 
 from isal import isal_zlib as zlib  # a drop-in for zlib; its inflate is ~2x faster
@@ -41,6 +44,9 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Iterator
 from urllib.parse import urljoin, urlsplit
+
+# Imported once here: an import statement run for every page cost ~2% of the extraction.
+from selectolax.lexbor import LexborHTMLParser
 
 SNAPSHOT_RE = re.compile(r"CC-MAIN-\d{4}-\d{2}")
 _META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9_.:-]+)""", re.I)
@@ -50,7 +56,7 @@ _GZIP_MAGIC = b"\x1f\x8b\x08"
 _WARC_TYPE = re.compile(rb"\r\nWARC-Type:[ \t]*([A-Za-z-]+)", re.I)
 _PARSED_TYPES = (b"response", b"warcinfo")
 _READ = 1 << 20
-_FEED = 16 << 10
+_FEED = 4 << 10  # first feed step: request and metadata records compress to well under this
 HTML_TYPES = ("text/html", "application/xhtml")
 CHARSET_ALIASES = {"iso-8859-1": "cp1252", "latin1": "cp1252", "latin-1": "cp1252", "us-ascii": "cp1252",
                    "ascii": "cp1252", "iso8859-1": "cp1252", "gb2312": "gbk", "x-gbk": "gbk"}
@@ -120,36 +126,52 @@ def parse_warc_date(value: str | None, stats: ExtractStats) -> dt.datetime | Non
     return None
 
 
+@functools.lru_cache(maxsize=256)  # a handful of labels recur on every page (and lookup is slow)
 def _codec(label: str | None) -> str | None:
     if not label:
         return None
     label = label.strip().strip("\"'").lower()
     label = CHARSET_ALIASES.get(label, label)
-    import codecs
-
     try:
         return codecs.lookup(label).name
     except LookupError:
         return None
 
 
+@functools.lru_cache(maxsize=256)  # the same few Content-Type values recur on every page
+def _header_codec(content_type: str) -> str | None:
+    m = _HEADER_CHARSET.search(content_type)
+    return _codec(m.group(1)) if m else None
+
+
+# Codecs that read every byte of an all-ASCII body as that same character (no shift states, and
+# no lead bytes below 0x80): the text of such a body is the body itself.
+_ASCII_TRANSPARENT = frozenset((
+    "utf-8", "cp1252", "cp1250", "cp1251", "cp1253", "cp1254", "cp1255", "cp1256", "cp1257", "cp1258",
+    *(f"iso8859-{i}" for i in (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 14, 15, 16)), "koi8-r", "koi8-u",
+    "gbk", "gb18030", "big5", "euc_jp", "euc_kr", "shift_jis", "cp932", "cp949", "cp950"))
+
+
 def decode_html(body: bytes, content_type: str, stats: ExtractStats) -> str:
-    m = _HEADER_CHARSET.search(content_type or "")
-    codec = _codec(m.group(1)) if m else None
+    html = _html_for_parser(body, content_type, stats)
+    return html if isinstance(html, str) else html.decode("utf-8")
+
+
+def _html_for_parser(body: bytes, content_type: str, stats: ExtractStats) -> str | bytes:
+    """The text of `decode_html`, or `body` itself where that text is exactly `body` read as
+    UTF-8: the parser takes UTF-8 bytes as they are, and would only encode a str back to them."""
+    codec = _header_codec(content_type or "")
     if codec:
         stats["info.charset.header"] += 1
-        return body.decode(codec, errors="replace")
-    m = _META_CHARSET.search(body[:4096])
+        return _decode(body, codec)
+    m = _META_CHARSET.search(body, 0, 4096)
     codec = _codec(m.group(1).decode("ascii", "ignore")) if m else None
     if codec:
         stats["info.charset.meta"] += 1
-        return body.decode(codec, errors="replace")
-    try:
-        text = body.decode("utf-8")
+        return _decode(body, codec)
+    if body.isascii() or _is_utf8(body):
         stats["info.charset.sniffed_utf8"] += 1
-        return text
-    except UnicodeDecodeError:
-        pass
+        return body
     try:
         from charset_normalizer import from_bytes
 
@@ -161,6 +183,20 @@ def decode_html(body: bytes, content_type: str, stats: ExtractStats) -> str:
         pass
     stats["info.charset.fallback"] += 1
     return body.decode("cp1252", errors="replace")
+
+
+def _decode(body: bytes, codec: str) -> str | bytes:
+    if body.isascii() and codec in _ASCII_TRANSPARENT or codec == "utf-8" and _is_utf8(body):
+        return body
+    return body.decode(codec, errors="replace")
+
+
+def _is_utf8(body: bytes) -> bool:
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def best_srcset_candidate(value: str) -> str:
@@ -185,21 +221,21 @@ def best_srcset_candidate(value: str) -> str:
 
 
 def _is_unusable(value: str) -> bool:
-    low = value[:11].lower()
-    return not value or low.startswith("data:") or low.startswith("javascript:")
+    return not value or value[:11].lower().startswith(("data:", "javascript:"))
 
 
 def pick_src(attrs: dict) -> tuple[str | None, str]:
     """(raw URL or None, drop reason when None) by the documented attribute order."""
     src = (attrs.get("src") or "").strip()
-    if src[:4].lower() == "http":
+    if src[:4].lower() == "http" or not _is_unusable(src):
         return src, ""
-    for value in (src, *((attrs.get(a) or "").strip() for a in LAZY_ATTRS)):
-        if not _is_unusable(value):
+    for attr in LAZY_ATTRS:
+        value = attrs.get(attr)
+        if value and not _is_unusable(value := value.strip()):
             return value, ""
     for attr in ("srcset", "data-srcset"):
-        value = best_srcset_candidate(attrs.get(attr) or "")
-        if not _is_unusable(value):
+        value = attrs.get(attr)
+        if value and not _is_unusable(value := best_srcset_candidate(value)):
             return value, ""
     if "src" not in attrs or attrs.get("src") is None:
         return None, "no_src"
@@ -208,12 +244,39 @@ def pick_src(attrs: dict) -> tuple[str | None, str]:
     return None, "data_uri" if src[:5].lower() == "data:" else "javascript_src"
 
 
-_PLAIN_ABSOLUTE = re.compile(r"https?://[A-Za-z0-9.-]+(?::\d{1,5})?(?:[/?#][^\s\\]*)?")
+# An absolute http(s) URL that urljoin hands back unchanged whatever the base (if it can parse
+# the base at all): printable ASCII only (strip() and urlsplit remove spaces and controls), a
+# plain host without a port (a port may be out of range), no ';' in the path (urlparse splits off
+# params and drops empty ones) and no empty '?' query or '#' fragment (urlunparse drops those).
+# Anything else takes the full urljoin route; so does every URL on a page whose base urljoin
+# cannot parse. (The classes list the allowed characters so that sre tests each with one lookup.)
+_PLAIN_ABSOLUTE = re.compile(r"https?://[A-Za-z0-9.-]+"
+                             r"(?:/[!-\"$-:<->@-~]*)?"  # path: printable ASCII but # ; ?
+                             r"(?:\?[!-\"$-~]+)?"  # query: but #
+                             r"(?:#[!-~]+)?")  # fragment
+
+
+# A base whose scheme is http(s) and whose host part is ASCII without brackets, controls or
+# spaces: urlsplit (CPython 3.11) raises only over brackets and non-ASCII hosts, so it parses
+# this one for sure, and reads the scheme in lower case.
+_PLAIN_BASE = re.compile(r"(https?)://[^/?#\[\]\x00-\x20\x7f-\U0010ffff]*(?:[/?#]|\Z)", re.I | re.A)
+
+
+def _base_scheme(base: str) -> str | None:
+    """The scheme urljoin reads from `base`, or None if it cannot parse it (then it fails for
+    every value, absolute or not)."""
+    m = _PLAIN_BASE.match(base)
+    if m:  # the usual page URL, decided without urlsplit (a call per page was ~5% of the time)
+        return m.group(1).lower()
+    try:
+        return urlsplit(base).scheme
+    except ValueError:
+        return None
 
 
 def resolve_url(base: str, raw: str) -> tuple[str | None, str]:
-    if _PLAIN_ABSOLUTE.fullmatch(raw):
-        return raw, ""  # already absolute, with a well-formed host: nothing to resolve
+    if _PLAIN_ABSOLUTE.fullmatch(raw) and _base_scheme(base) is not None:
+        return raw, ""  # what urljoin and the checks below would give, without their cost
     try:
         url = urljoin(base, raw)
         parts = urlsplit(url)
@@ -227,10 +290,16 @@ def resolve_url(base: str, raw: str) -> tuple[str | None, str]:
     return url, ""
 
 
-def page_images(html: str, page_url: str, stats: ExtractStats) -> list[tuple[str, str]]:
-    """(url, text) for every usable <img> of a page; every <img> is counted."""
-    from selectolax.lexbor import LexborHTMLParser
+def page_images(html: str | bytes, page_url: str, stats: ExtractStats) -> list[tuple[str, str]]:
+    """(url, text) for every usable <img> of a page (`html` is text, or UTF-8 bytes);
+    every <img> is counted."""
+    return [(row[1], row[2]) for row in _image_rows(html, page_url, stats, (None, None, None, None))]
 
+
+def _image_rows(html: str | bytes, page_url: str, stats: ExtractStats, tail: tuple) -> list[tuple]:
+    """`page_images` as rows (page_url, url, text, *tail), built in one go: a row per <img> is
+    the hot loop of the whole extraction."""
+    crawl_time, snapshot, warc_file, offset = tail
     tree = LexborHTMLParser(html)
     base = page_url
     for base_node in tree.tags("base"):
@@ -239,47 +308,83 @@ def page_images(html: str, page_url: str, stats: ExtractStats) -> list[tuple[str
             resolved, _ = resolve_url(page_url, href)
             base = resolved or page_url
             break
-    out = []
-    seen = 0
-    plain = _PLAIN_ABSOLUTE.fullmatch
-    for node in tree.tags("img"):
-        seen += 1
+    # Shortcuts for the usual srcs, each exactly what pick_src + resolve_url would give: a plain
+    # absolute URL stays as it is, a plain scheme-relative one ("//host/...") gets the base's scheme.
+    scheme = _base_scheme(base)
+    plain = _PLAIN_ABSOLUTE.fullmatch if scheme in ("http", "https") else (lambda _: None)
+    scheme_colon = f"{scheme}:"
+    rows = []
+    append = rows.append
+    nodes = tree.tags("img")
+    for node in nodes:
         attrs = node.attributes
         src = attrs.get("src")
-        if src and plain(src):  # the common case: an absolute http(s) src, nothing to resolve
+        if src and plain(src):
             url = src
+        elif src and src[:2] == "//" and plain(scheme_colon + src):
+            url = scheme_colon + src
         else:
-            raw, reason = pick_src(attrs)
-            if raw is None:
-                stats["images.dropped." + reason] += 1
-                continue
-            url, reason = resolve_url(base, raw)
+            url, reason = pick_src(attrs)
+            if url is not None and not plain(url):
+                url, reason = resolve_url(base, url)
             if url is None:
                 stats["images.dropped." + reason] += 1
                 continue
         alt = attrs.get("alt")
-        out.append((url, " ".join(alt.split()) if alt else ""))
-    stats["images.input"] += seen
-    stats["images.kept"] += len(out)
-    return out
+        if alt:
+            # " ".join(alt.split()), skipped when it changes nothing: " " is the only whitespace
+            # isprintable() lets through, so that is text without doubled or edge spaces.
+            if not alt.isprintable() or "  " in alt or alt[0] == " " or alt[-1] == " ":
+                alt = " ".join(alt.split())
+        else:
+            alt = ""
+        append((page_url, url, alt, crawl_time, snapshot, warc_file, offset))
+    stats["images.input"] += len(nodes)
+    stats["images.kept"] += len(rows)
+    return rows
 
 
 # ---------------------------------------------------------------------------- reading records
 
-class _Headers:
-    """Just enough of warcio's StatusAndHeaders for the extractor: headers are looked up lazily."""
+# The header names the extractor asks for; one findall collects their lines from a head (far
+# cheaper than a search per name, or than splitting every line). A name's value is that of the
+# first line matching "\r\n<name>[ \t]*:", as a search for the name alone would find.
+_KNOWN_HEADERS = frozenset(("content-length", "content-type", "warc-type", "warc-target-uri", "warc-date",
+                            "transfer-encoding", "content-encoding"))
+_KNOWN_HEADER_LINES = re.compile(
+    rb"\r\n(" + b"|".join(n.encode() for n in sorted(_KNOWN_HEADERS)) + rb")[ \t]*:([^\r\n]*)", re.I)
+_HEADER_PATTERNS: dict[str, re.Pattern] = {}
 
-    __slots__ = ("status", "head", "_cache")
+
+def _header_pattern(key: str) -> re.Pattern:
+    pat = _HEADER_PATTERNS.get(key)
+    if pat is None:
+        pat = _HEADER_PATTERNS[key] = re.compile(rb"\r\n" + re.escape(key.encode()) + rb"[ \t]*:([^\r\n]*)", re.I)
+    return pat
+
+
+class _Headers:
+    """Just enough of warcio's StatusAndHeaders for the extractor."""
+
+    __slots__ = ("status", "head", "known")
 
     def __init__(self, status: str, head: bytes):
-        self.status, self.head, self._cache = status, head, {}
+        self.status, self.head = status, head
+        # The known headers (lower-case bytes name -> value), decoded once: the extractor asks for
+        # most of them on every response.
+        self.known = known = {}
+        for name, value in _KNOWN_HEADER_LINES.findall(head):
+            name = name.lower()
+            if name not in known:
+                known[name] = value.decode("utf-8", "replace").strip()
 
     def get_header(self, name: str, default=None):
         key = name.lower()
-        if key not in self._cache:
-            m = re.search(rb"\r\n" + re.escape(key.encode()) + rb"[ \t]*:[ \t]*([^\r\n]*)", self.head, re.I)
-            self._cache[key] = m.group(1).decode("utf-8", "replace").strip() if m else None
-        value = self._cache[key]
+        if key in _KNOWN_HEADERS:
+            value = self.known.get(key.encode())
+        else:
+            m = _header_pattern(key).search(self.head)
+            value = m.group(1).decode("utf-8", "replace").strip() if m else None
         return default if value is None else value
 
     def get_statuscode(self) -> str:
@@ -298,36 +403,38 @@ class _FastRecord:
         return io.BytesIO(self._payload)
 
 
-def _fast_parse(member: bytes):
+def _fast_parse(member: bytes, head_end: int):
     """A `response` or `warcinfo` WARC record whose payload needs no undoing; None to let warcio
-    handle the rest (ARC, transfer/content encodings, HTTP quirks)."""
-    if not member.startswith(b"WARC/"):
-        return None
-    head_end = member.find(b"\r\n\r\n")
-    if head_end < 0:
+    handle the rest (ARC, transfer/content encodings, HTTP quirks). `head_end`: where the
+    member's first blank line starts (-1 if none)."""
+    if head_end < 0 or not member.startswith(b"WARC/"):
         return None
     rec_headers = _Headers("", member[:head_end])
+    warc = rec_headers.known
     try:
-        length = int(rec_headers.get_header("content-length", ""))
+        length = int(warc.get(b"content-length", ""))
     except ValueError:
         return None
-    block = member[head_end + 4: head_end + 4 + length]
-    rec_type = rec_headers.get_header("warc-type", "")
+    # The block is member[start:end] (shorter if the member was cut off); sliced only once, for
+    # what is kept of it.
+    start = head_end + 4
+    end = start + length
+    rec_type = warc.get(b"warc-type", "")
     if rec_type != "response":
-        return _FastRecord(rec_type, rec_headers, None, block) if rec_type == "warcinfo" else None
-    if not rec_headers.get_header("content-type", "").startswith("application/http"):
-        return _FastRecord(rec_type, rec_headers, None, block)
-    http_end = block.find(b"\r\n\r\n")
-    if http_end < 0 or block.count(b"\n", 0, http_end) != block.count(b"\r\n", 0, http_end):
+        return _FastRecord(rec_type, rec_headers, None, member[start:end]) if rec_type == "warcinfo" else None
+    if not warc.get(b"content-type", "").startswith("application/http"):
+        return _FastRecord(rec_type, rec_headers, None, member[start:end])
+    http_end = member.find(b"\r\n\r\n", start, end)
+    if http_end < 0 or member.count(b"\n", start, http_end) != member.count(b"\r\n", start, http_end):
         return None  # no head, or bare-LF line ends somewhere: warcio's lenient parser decides
-    first_line, _, rest = block[:http_end].partition(b"\r\n")
+    first_line, _, rest = member[start:http_end].partition(b"\r\n")
     bits = first_line.split(None, 2)
     if len(bits) < 2 or not bits[0].startswith(b"HTTP/") or not bits[1].isdigit():
         return None
     http = _Headers(bits[1].decode(), b"\r\n" + rest)
-    if http.get_header("transfer-encoding") is not None or http.get_header("content-encoding", "identity") != "identity":
+    if b"transfer-encoding" in http.known or http.known.get(b"content-encoding", "identity") != "identity":
         return None
-    return _FastRecord(rec_type, rec_headers, http, block[http_end + 4:])
+    return _FastRecord(rec_type, rec_headers, http, member[http_end + 4:end])
 
 
 class _Buffer:
@@ -367,18 +474,23 @@ def _gzip_members(fh, stats: ExtractStats) -> Iterator[tuple[int, bytes, bool]]:
     pos, damaged = 0, False
     while pos < len(buf.data) or buf.fill():
         pos = buf.drop_before(pos)
+        data = buf.data
         d = zlib.decompressobj(31)
-        out, fed_to = [], pos
+        out, fed_to, step = [], pos, _FEED
         try:
             while True:
-                # Feed small steps: whatever follows the member's end is copied into unused_data.
-                if fed_to >= len(buf.data) and not buf.fill():
-                    break
-                step_end = min(len(buf.data), fed_to + _FEED)
-                out.append(d.decompress(memoryview(buf.data)[fed_to:step_end]))
+                # Feed steps that start small and double: whatever follows the member's end is
+                # copied into unused_data, so the waste stays below the member's own size.
+                if fed_to >= len(data):
+                    if not buf.fill():
+                        break
+                    data = buf.data
+                step_end = min(len(data), fed_to + step)
+                out.append(d.decompress(memoryview(data)[fed_to:step_end]))
                 fed_to = step_end
                 if d.eof:
                     break
+                step = min(2 * step, _READ)
         except zlib.error:
             if not damaged:
                 stats.inc("records", "input")
@@ -421,16 +533,19 @@ def iter_records(fh, stats: ExtractStats) -> Iterator[tuple[int, object]]:
         return
     loader = ArcWarcRecordLoader(arc2warc=True)
     for offset, member, truncated in _gzip_members(fh, stats):
-        stats.inc("records", "input")
+        stats["records.input"] += 1
         if truncated:
             stats["info.truncated_record"] += 1
         # Requests, metadata, revisits, ... are only counted: skip warcio's full parse for them.
-        m = _WARC_TYPE.search(member, 0, member.find(b"\r\n\r\n"))
+        head_end = member.find(b"\r\n\r\n")
+        # WARC-Type is usually the first header: try the first line break before searching them all
+        # (no match can start before it, so the result is the same).
+        m = _WARC_TYPE.match(member, member.find(b"\r\n"), head_end) or _WARC_TYPE.search(member, 0, head_end)
         if m and m.group(1) not in _PARSED_TYPES and member.startswith(b"WARC/"):
-            stats.inc("records", "kept")
-            stats[f"info.record_type.{m.group(1).decode('ascii', 'replace')}"] += 1
+            stats["records.kept"] += 1
+            stats["info.record_type." + m.group(1).decode("ascii", "replace")] += 1
             continue
-        rec = _fast_parse(member)
+        rec = _fast_parse(member, head_end)
         if rec is None:
             try:
                 rec = loader.parse_record_stream(io.BytesIO(member))
@@ -455,9 +570,16 @@ def looks_like_warc(fh) -> bool:
     return head.startswith((b"WARC/", b"filedesc://"))
 
 
+# Both readers below hand out rows through itertools.chain, one list per page: the rows then
+# pass to the caller in C, where a generator resumed for every row cost about as much as making it.
+
 def extract_stream(fh, warc_file: str, stats: ExtractStats, cfg: ExtractConfig = ExtractConfig()) -> Iterator[tuple]:
     """Rows (page_url, url, text, crawl_time, snapshot, warc_file, warc_offset) of one open file
-    (counted in the `files` stage as kept, or failed if it is not a WARC/ARC file)."""
+    (counted in the `files` stage as kept, or failed if it is not a WARC/ARC file), lazily."""
+    return itertools.chain.from_iterable(_stream_pages(fh, warc_file, stats, cfg))
+
+
+def _stream_pages(fh, warc_file: str, stats: ExtractStats, cfg: ExtractConfig) -> Iterator[list[tuple]]:
     if not looks_like_warc(fh):
         stats.inc("files", "failed.not_a_warc_file")
         return
@@ -467,8 +589,8 @@ def extract_stream(fh, warc_file: str, stats: ExtractStats, cfg: ExtractConfig =
     snapshot = path_snapshot
     for offset, rec in iter_records(fh, stats):
         rtype = rec.rec_type
-        stats.inc("records", "kept")
-        stats[f"info.record_type.{rtype}"] += 1
+        stats["records.kept"] += 1
+        stats["info.record_type." + rtype] += 1
         if rtype == "warcinfo":
             try:
                 body = rec.content_stream().read(65536).decode("utf-8", "replace")
@@ -479,41 +601,44 @@ def extract_stream(fh, warc_file: str, stats: ExtractStats, cfg: ExtractConfig =
             continue
         if rtype != "response":
             continue
-        stats.inc("responses", "input")
+        stats["responses.input"] += 1
         http = rec.http_headers
         page_url = (rec.rec_headers.get_header("WARC-Target-URI") or "").strip().strip("<>")
         if http is None or not page_url.lower().startswith(("http://", "https://")):
-            stats.inc("responses", "dropped.non_http_payload")
+            stats["responses.dropped.non_http_payload"] += 1
             continue
         if http.get_statuscode() != "200":
-            stats.inc("responses", "dropped.non_200_status")
+            stats["responses.dropped.non_200_status"] += 1
             continue
         ctype = http.get_header("Content-Type") or ""
         if not ctype.strip().lower().startswith(HTML_TYPES):
-            stats.inc("responses", "dropped.non_html")
+            stats["responses.dropped.non_html"] += 1
             continue
         crawl_time = parse_warc_date(rec.rec_headers.get_header("WARC-Date"), stats)
         if crawl_time is None:
-            stats.inc("responses", "failed.bad_warc_date")
+            stats["responses.failed.bad_warc_date"] += 1
             continue
         try:
             body = rec.content_stream().read(cfg.max_page_bytes + 1)
         except Exception as exc:  # noqa: BLE001 - broken chunking, bad content encoding, ...
-            stats.inc("responses", "failed.unreadable_payload")
+            stats["responses.failed.unreadable_payload"] += 1
             stats[f"info.error.{type(exc).__name__}"] += 1
             continue
         if len(body) > cfg.max_page_bytes:
-            stats.inc("responses", "dropped.page_too_large")
+            stats["responses.dropped.page_too_large"] += 1
             continue
-        stats.inc("responses", "kept")
-        html = decode_html(body, ctype, stats)
-        for url, text in page_images(html, page_url, stats):
-            yield page_url, url, text, crawl_time, snapshot, warc_file, offset
+        stats["responses.kept"] += 1
+        html = _html_for_parser(body, ctype, stats)
+        yield _image_rows(html, page_url, stats, (crawl_time, snapshot, warc_file, offset))
 
 
 def extract_file(path: str, stats: ExtractStats, cfg: ExtractConfig = ExtractConfig(),
                  opener=None) -> Iterator[tuple]:
-    """Rows of one file named in a manifest; a missing or unreadable file is counted, not raised."""
+    """Rows of one file named in a manifest, lazily; a missing or unreadable file is counted, not raised."""
+    return itertools.chain.from_iterable(_file_pages(path, stats, cfg, opener))
+
+
+def _file_pages(path: str, stats: ExtractStats, cfg: ExtractConfig, opener) -> Iterator[list[tuple]]:
     stats.inc("files", "input")
     try:
         fh = opener(path) if opener else open(path, "rb")
@@ -525,4 +650,4 @@ def extract_file(path: str, stats: ExtractStats, cfg: ExtractConfig = ExtractCon
         stats[f"info.error.{type(exc).__name__}"] += 1
         return
     with fh:
-        yield from extract_stream(fh, path, stats, cfg)
+        yield from _stream_pages(fh, path, stats, cfg)

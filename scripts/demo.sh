@@ -7,33 +7,33 @@ scripts/bootstrap.sh
 . scripts/env.sh
 OUT=${DEMO_OUT:-demo-out}
 PAIRS=${DEMO_PAIRS:-50000}
-echo "[demo] 1/9 generating a sample web of $PAIRS pairs in $OUT/world"
+echo "[demo] 1/10 generating a sample web of $PAIRS pairs in $OUT/world"
 tic-sample-web --out "$OUT/world" --pairs "$PAIRS" --seed 0
 python -m curation.sqlfiles sql/sample_web.sql --var root="$OUT/world" --run crawl_overview
-echo "[demo] 2/9 first-seen timestamps: spark-submit curation/timestamp_join.py (local[*])"
+echo "[demo] 2/10 first-seen timestamps: spark-submit curation/timestamp_join.py (local[*])"
 spark-submit --master 'local[*]' --driver-memory 4g --conf spark.log.level=ERROR \
   --conf spark.ui.showConsoleProgress=false \
   curation/timestamp_join.py "$OUT/world/warc.manifest" "$OUT/world/metadata" "$OUT/timestamps" 2> "$OUT/timestamp_join.log" \
   || { tail -20 "$OUT/timestamp_join.log" >&2; exit 1; }
 test -f "$OUT/timestamps/stats.json" || { echo "[demo] the timestamp join failed" >&2; exit 1; }
-echo "[demo] 3/9 DuckDB over the first-seen table (sql/timestamps.sql)"
+echo "[demo] 3/10 DuckDB over the first-seen table (sql/timestamps.sql)"
 python -m curation.sqlfiles sql/timestamps.sql --var root="$OUT/timestamps" \
   --run pairs_per_year --run single_snapshot_share --run unmatched_by_reason
-echo "[demo] 4/9 DataComp filters on the timestamped pool: basic and bestpool (tic-filter)"
+echo "[demo] 4/10 DataComp filters on the timestamped pool: basic and bestpool (tic-filter)"
 for f in basic bestpool; do
   tic-filter "$f" "$OUT/world/metadata" "$OUT/filtered/$f" --timestamps "$OUT/timestamps" 2> "$OUT/filter_$f.log" \
     || { tail -20 "$OUT/filter_$f.log" >&2; exit 1; }
 done
 python -m curation.sqlfiles sql/filters.sql --var root="$OUT/filtered" --run bestpool_vs_basic_share
-echo "[demo] 5/9 evaluation splits and leak-free training pools (tic-splits build, then check-leakage)"
+echo "[demo] 5/10 evaluation splits and leak-free training pools (tic-splits build, then check-leakage)"
 tic-splits build "$OUT/splits" --timestamps "$OUT/timestamps" --metadata "$OUT/world/metadata" \
   --filtered "$OUT/filtered" --keep-net-candidates --eval-size 150 2> "$OUT/splits.log" || { tail -20 "$OUT/splits.log" >&2; exit 1; }
 tic-splits check-leakage "$OUT/splits" 2>> "$OUT/splits.log"
 python -m curation.sqlfiles sql/splits.sql --var root="$OUT/splits" --run train_sizes
-echo "[demo] 6/9 distribution shift between the steps (tic-analyze: image Fréchet distance, caption category TV)"
+echo "[demo] 6/10 distribution shift between the steps (tic-analyze: image Fréchet distance, caption category TV)"
 tic-analyze "$OUT/splits" "$OUT/analysis" --embeddings "$OUT/world/metadata" --per-step 2000 2> "$OUT/analysis.log" \
   || { tail -20 "$OUT/analysis.log" >&2; exit 1; }
-echo "[demo] 7/9 images: serve the sample web on 127.0.0.1, download once with img2dataset, reshard into steps"
+echo "[demo] 7/10 images: serve the sample web on 127.0.0.1, download once with img2dataset, reshard into steps"
 tic-sample-web serve --port 0 --workers 2 > "$OUT/image_server.log" 2>&1 &
 SERVER=$!
 trap 'kill $SERVER 2>/dev/null || true' EXIT
@@ -47,7 +47,7 @@ tic-shards reshard "$OUT/splits" "$OUT/download" "$OUT/shards" --samples-per-sha
   --static "$OUT/world/imagenet_like/images.parquet"
 python -m curation.sqlfiles sql/shards.sql --var root="$OUT/shards" --var download="$OUT/download" \
   --run samples_per_step --run download_success_by_year
-echo "[demo] 8/9 TiC-YFCC and TiC-RedCaps from the sample web's YFCC100M- and RedCaps-style sources (tic-yfcc, tic-redcaps)"
+echo "[demo] 8/10 TiC-YFCC and TiC-RedCaps from the sample web's YFCC100M- and RedCaps-style sources (tic-yfcc, tic-redcaps)"
 tic-sample-web sources --out "$OUT/sources" --yfcc 12000 --redcaps 12000 --seed 0
 tic-yfcc "$OUT/sources/yfcc/yfcc100m_dataset.tsv" "$OUT/yfcc" --subset "$OUT/sources/yfcc/yfcc100m_subset_data.tsv" \
   --eval-size 100 2> "$OUT/yfcc.log" || { tail -20 "$OUT/yfcc.log" >&2; exit 1; }
@@ -59,10 +59,15 @@ for src in yfcc redcaps; do
     || { tail -20 "$OUT/$src-download.log" >&2; exit 1; }
   tic-shards reshard "$OUT/$src" "$OUT/$src-download" "$OUT/$src-shards" --samples-per-shard 2000
 done
-echo "[demo] 9/9 a tiny continual run: tic-train, Cumulative-Exp on the basic pool's yearly steps, tiny model on CPU"
+echo "[demo] 9/10 a tiny continual run: tic-train, Cumulative-Exp on the basic pool's yearly steps, tiny model on CPU"
 tic-train run --data "$OUT/shards" --out "$OUT/train-demo" --method cumulative-exp --pool basic \
   --budget-samples 3584 --batch-size 64 --warmup 4 --workers 2 --checkpoint-every 0 2> "$OUT/train-demo.log" \
   || { tail -20 "$OUT/train-demo.log" >&2; exit 1; }
 tic-train metrics "$OUT/train-demo/matrix_retrieval.csv"
 python -m curation.sqlfiles sql/training.sql --var root="$OUT/train-demo" --run buffer_sizes
-echo "[demo] done: $OUT/train-demo holds the matrices, heatmaps, checkpoints and buffers; scripts/experiment.sh runs every method"
+echo "[demo] 10/10 AnytimeCL: online learning on TiC-DataComp-Net in time order, from the first step's checkpoint"
+rm -rf "$OUT/anytime-demo"  # a short run: redone each time rather than resumed
+tic-train anytime --data "$OUT/shards" --checkpoint "$(ls "$OUT"/train-demo/checkpoints/step_*.pt | head -1)" \
+  --out "$OUT/anytime-demo" --max-examples 800 --eval-every 200 2> "$OUT/anytime-demo.log" \
+  || { tail -20 "$OUT/anytime-demo.log" >&2; exit 1; }
+echo "[demo] done: $OUT/train-demo holds the matrices, heatmaps, checkpoints and buffers; $OUT/anytime-demo the anytime curves; scripts/experiment.sh runs every method"

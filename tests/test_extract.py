@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from curation.extract import (ExtractConfig, ExtractStats, accounting_errors, best_srcset_candidate,
+from curation.extract import (ExtractConfig, ExtractStats, accounting_errors, best_srcset_candidate, decode_html,
                               extract_file, pick_src, resolve_url)
 from curation.extract_cli import main as extract_main
 from curation.sample_web.warc import WarcWriter
@@ -91,6 +91,93 @@ def test_srcset_and_src_helpers():
     assert pick_src({"src": "data:,", "data-lazy-src": "y.jpg"}) == ("y.jpg", "")
     assert resolve_url("http://a.example/b/c.html", "../d.jpg") == ("http://a.example/d.jpg", "")
     assert resolve_url("http://a.example/", "ftp://x.example/y.jpg") == (None, "unsupported_scheme")
+
+
+def _urljoin_rule(base, raw):
+    """The documented URL rule the plain way: urljoin, then an http(s) URL with a host."""
+    from urllib.parse import urljoin, urlsplit
+
+    try:
+        url = urljoin(base, raw)
+        parts = urlsplit(url)
+        parts.port
+    except ValueError:
+        return None, "unparseable_url"
+    if parts.scheme not in ("http", "https"):
+        return None, "unsupported_scheme"
+    return (url, "") if parts.hostname else (None, "unparseable_url")
+
+
+URL_EDGES = ["http://a.example/x.jpg", "https://a.example/x.jpg?w=1#top", "http://a.example", "http://a.example?q",
+             "http://a.example/x?", "http://a.example/x#", "http://a.example/x?#f", "http://a.example/x??q#f#",
+             "http://a.example/p;", "http://a.example/p;v", "http://a.example/a;b/c", "http://a.example/x?a;b",
+             "http://a.example:80/x", "http://a.example:99999/x", "http://a.example:/x", "http://[::1]/x",
+             "http://[2001:db8::1/x", "http://a b.example/x", "http://a.example/x y", "http://a.example/x\u00a0",
+             "http://a.example/caf\u00e9.jpg", "http://\u00e9.example/x", "HTTP://A.EXAMPLE/X", "http:/a.example/x",
+             "http://a.example/x\\y", "http://-/x", "http://./x", "//a.example/x.jpg", "//a.example/x?", "//a.example",
+             "//[::1/x", "x.jpg", "/x.jpg", "?q", "#f", "ftp://a.example/x", "data:,x", "javascript:void(0)", " ", ""]
+URL_BASES = ["http://p.example/dir/page.html", "https://p.example/", "HTTPS://P.EXAMPLE/a?b#c",
+             "http://[bad/page.html", "http://p.example:99999/x"]
+
+
+@pytest.mark.parametrize("page_url", URL_BASES)
+def test_url_shortcuts_give_what_urljoin_gives(page_url):
+    import html as html_lib
+
+    from curation.extract import page_images
+
+    for raw in URL_EDGES:
+        assert resolve_url(page_url, raw) == _urljoin_rule(page_url, raw), raw
+        for base_tag in ("", '<base href="https://b.example/m/">'):
+            stats = ExtractStats()
+            page = f'<html><head>{base_tag}</head><body><img src="{html_lib.escape(raw)}" alt="a"></body></html>'
+            got = page_images(page, page_url, stats)
+            src, reason = pick_src({"src": raw})
+            base = page_url
+            if base_tag:
+                base = _urljoin_rule(page_url, "https://b.example/m/")[0] or page_url
+            url, reason = _urljoin_rule(base, src) if src is not None else (None, reason)
+            assert got == ([(url, "a")] if url else []), (page_url, base_tag, raw)
+            assert stats["images.input"] == 1 and stats["images.kept"] == len(got)
+
+
+def test_header_lines_read_as_a_search_per_name_would():
+    import random
+    import re
+
+    from curation.extract import _Headers
+
+    def search(head, name):
+        m = re.search(rb"\r\n" + re.escape(name.lower().encode()) + rb"[ \t]*:[ \t]*([^\r\n]*)", head, re.I)
+        return m.group(1).decode("utf-8", "replace").strip() if m else None
+
+    rng = random.Random(0)
+    atoms = [b"\r\n", b"\r", b"\n", b" ", b"\t", b":", b"a", b"\xc3\xa9", b"\xff", b"Content-Type", b"CONTENT-type",
+             b"content-length", b"WARC-Type", b"Transfer-Encoding", b"content-encoding", b"WARC-Target-URI", b"-X"]
+    names = ["Content-Type", "content-length", "WARC-Type", "warc-target-uri", "Transfer-Encoding",
+             "Content-Encoding", "WARC-Date", "X", "Content-Type-X"]
+    for _ in range(5000):
+        head = b"".join(rng.choice(atoms) for _ in range(rng.randint(0, 25)))
+        headers = _Headers("", head)
+        for name in names:
+            assert headers.get_header(name) == search(head, name), (head, name)
+
+
+def test_pages_go_to_the_parser_as_utf8_bytes_only_when_that_is_their_text():
+    from curation.extract import _ASCII_TRANSPARENT, _html_for_parser
+
+    ascii_bytes = bytes(range(128))
+    for codec in _ASCII_TRANSPARENT:
+        assert ascii_bytes.decode(codec) == ascii_bytes.decode("ascii"), codec
+    for text, codec in [("plain ascii", "cp1252"), ("caf\u00e9", "utf-8"), ("caf\u00e9", "cp1252"),
+                        ("\ufeffbom", "utf-8"), ("\u8d64\u3044", "shift_jis"), ("ascii", "utf-16")]:
+        body = text.encode(codec)
+        for ctype in (f"text/html; charset={codec}", "text/html"):
+            for page in (body, b"\xff" + body):
+                stats = ExtractStats()
+                got = _html_for_parser(page, ctype, stats)
+                want = decode_html(page, ctype, ExtractStats())
+                assert got == want or isinstance(got, bytes) and got.decode("utf-8") == want
 
 
 @pytest.mark.parametrize("charset, declared_where", [

@@ -183,6 +183,26 @@ def test_shard_queries(splits, downloaded, tmp_path):
         assert sqlfiles.run("sql/shards.sql", name, root=str(out), download=str(dl)).fetchall(), name
 
 
+def test_a_changed_url_list_is_not_answered_from_the_old_pool(splits, sample_web, slow_server, tmp_path):
+    out_splits, _ = splits
+    truth = pd.read_parquet(sample_web / "truth", columns=["uid", "download_status"])
+    quick = set(truth[truth.download_status != "slow"].uid)
+    urls = url_list(out_splits, [])
+    urls = urls[urls.uid.isin(quick)].head(260).reset_index(drop=True)
+    cfg = DownloadConfig(image_size=32, processes=1, threads=8, timeout=1, samples_per_shard=100,
+                         policy=NetPolicy(True, False, {"*": ("127.0.0.1", slow_server.port)}))
+    out, messages = tmp_path / "dl", []
+    for rows in (urls.head(200), urls.tail(230)):  # overlapping lists; the second has rows the first lacks
+        src = tmp_path / f"urls{len(rows)}.parquet"
+        pq.write_table(pa.Table.from_pandas(rows.reset_index(drop=True), preserve_index=False), src)
+        stats = download(src, out, cfg, log=messages.append)
+        status = pd.read_parquet(out / "status.parquet")
+        assert sorted(status.uid) == sorted(rows.uid) and stats["accounting"]["ok"]
+    assert any("url list changed" in m for m in messages)
+    again = download(src, out, cfg, log=messages.append)  # the same list again resumes, nothing discarded
+    assert again["success"] == stats["success"] and sum("url list changed" in m for m in messages) == 1
+
+
 def test_resume_after_a_kill_redoes_nothing_finished_and_leaves_no_partial_shard(splits, sample_web, slow_server, tmp_path):
     out_splits, _ = splits
     urls = url_list(out_splits, [])

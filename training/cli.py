@@ -5,6 +5,8 @@
     tic-train metrics MATRIX.csv                                  (in_domain, backward, forward, *_rel as JSON)
     tic-train report RUN [RUN ...] [--out report.md]              (Table-2-style comparison + heatmaps)
     tic-train experiment --data SHARDS --out DIR --budget-samples N   (every method at the same budget)
+    tic-train anytime --data SHARDS --checkpoint CKPT.pt --out RUN [...]   (AnytimeCL on the labelled stream)
+    tic-train anytime-compare --data SHARDS --checkpoint CKPT.pt --out DIR  (AnytimeCL and its baselines)
 
 Multi-GPU: `torchrun --nproc-per-node K -m training.cli run ...` (DDP; gloo on CPU).
 """
@@ -57,7 +59,33 @@ def build_parser() -> argparse.ArgumentParser:
     exp.add_argument("--budget-macs", type=float)
     exp.add_argument("--pool", default=None)
     exp.add_argument("--seed", type=int, default=None)
+    for name, text in (("anytime", "AnytimeCL: online learning on the time-ordered labelled stream"),
+                       ("anytime-compare", "AnytimeCL and its baselines on the same stream, one summary table")):
+        _add_anytime_options(sub.add_parser(name, help=text))
     return p
+
+
+def _add_anytime_options(p: argparse.ArgumentParser) -> None:
+    from .anytime.run import REPLAY_MODES, AnytimeConfig
+
+    hints = typing.get_type_hints(AnytimeConfig)
+    for f in dataclasses.fields(AnytimeConfig):
+        hint = hints[f.name]
+        if hint is bool:  # on by default: the flag switches the part off (an ablation)
+            p.add_argument("--no-" + f.name.replace("_", "-"), dest=f.name, action="store_false", default=None)
+            continue
+        base = typing.get_args(hint)[0] if typing.get_origin(hint) in (typing.Union, __import__("types").UnionType) else hint
+        kw = {"type": base, "default": None, "required": f.default is dataclasses.MISSING}
+        if f.name == "replay":
+            kw["choices"] = REPLAY_MODES
+        p.add_argument("--" + f.name.replace("_", "-"), **kw)
+
+
+def anytime_config_from_args(args):
+    from .anytime.run import AnytimeConfig
+
+    return AnytimeConfig.from_dict({f.name: getattr(args, f.name) for f in dataclasses.fields(AnytimeConfig)
+                                    if getattr(args, f.name, None) is not None})
 
 
 def config_from_args(args) -> TrainConfig:
@@ -75,9 +103,24 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     from .budget import BudgetError
     from .data import DataError
+    from .anytime.model import CheckpointError
+    from .anytime.replay import ReplayStoreError
+    from .anytime.run import AnytimeError
+    from .anytime.stream import StreamError
     from .trainer import RunError
 
     try:
+        if args.command == "anytime":
+            from .anytime.run import run as run_anytime
+
+            run_anytime(anytime_config_from_args(args))
+            return 0
+        if args.command == "anytime-compare":
+            from .anytime.compare import compare
+
+            cfg = anytime_config_from_args(args)
+            print(compare(cfg, Path(cfg.out)))
+            return 0
         if args.command == "metrics":
             from .metrics import read_matrix_csv, summarize
 
@@ -108,7 +151,8 @@ def main(argv: list[str] | None = None) -> int:
                 dirs.append(cfg.out)
             print(write_report(dirs, Path(args.out) / "report.md"))
             return 0
-    except (ValueError, FileNotFoundError, BudgetError, DataError, RunError) as exc:
+    except (ValueError, FileNotFoundError, BudgetError, DataError, RunError, CheckpointError, ReplayStoreError,
+            AnytimeError, StreamError) as exc:
         print(f"tic-train: error: {exc}", file=sys.stderr)
         return 2
     return 0

@@ -1,0 +1,1 @@
+"""AnytimeCL: online open-vocabulary learning with compressed token replay (`tic-train anytime`)."""
