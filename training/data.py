@@ -144,16 +144,23 @@ class EvalSet:
     meta: list[dict]
 
 
-def load_eval_dir(d: Path, name: str) -> EvalSet:
+def tar_samples(tar: str | Path) -> dict[str, dict[str, bytes]]:
+    """{sample key: {extension: bytes}} of a webdataset tar, read whole (tarfile errors propagate)."""
     import tarfile
 
-    uids, images, texts, metas = [], [], [], []
-    for tar in sorted(d.glob("*.tar")):
-        with tarfile.open(tar) as tf:
-            members: dict[str, dict] = {}
-            for m in tf:
+    members: dict[str, dict[str, bytes]] = {}
+    with tarfile.open(tar) as tf:
+        for m in tf:
+            if m.isfile():
                 key, _, ext = m.name.rpartition(".")
                 members.setdefault(key, {})[ext] = tf.extractfile(m).read()
+    return members
+
+
+def load_eval_dir(d: Path, name: str) -> EvalSet:
+    uids, images, texts, metas = [], [], [], []
+    for tar in sorted(d.glob("*.tar")):
+        members = tar_samples(tar)
         for key in sorted(members):
             parts = members[key]
             if "jpg" not in parts:

@@ -307,14 +307,13 @@ def run(cfg: AnytimeConfig, log=print) -> dict:
         latencies, matrix = st["latencies"], st["matrix"]
         log(f"[anytime] resumed at example {position} of {len(stream)}")
 
-    def evaluate_point(n_seen_examples: int) -> None:
-        z_t = predictor.logits(held_tokens, tuned=True)
+    # z_t: the tuned model's held-out logits at this position (a step end is often a curve point too)
+    def evaluate_point(n_seen_examples: int, z_t: torch.Tensor) -> None:
         res = score(predictor, z_t, z_original_held, held_labels, seen, all_labels, (tuned_acc, original_acc, seen))
         for name, r in res.items():
             curves.append({"examples": n_seen_examples, "predictor": name, "seen_classes": len(seen), **r})
 
-    def evaluate_step(step: str) -> None:
-        z_t = predictor.logits(held_tokens, tuned=True)
+    def evaluate_step(step: str, z_t: torch.Tensor) -> None:
         cols = predictor.columns(all_labels)
         probs = predictor.probabilities(z_t, z_original_held, cols, (tuned_acc, original_acc, seen))
         row = {}
@@ -339,7 +338,7 @@ def run(cfg: AnytimeConfig, log=print) -> dict:
             next_path.replace(store_path)
 
     if position == 0 and not curves:
-        evaluate_point(0)
+        evaluate_point(0, predictor.logits(held_tokens, tuned=True))
 
     # ---------------- the stream
     chunk_tokens, chunk_start = None, -1
@@ -373,10 +372,13 @@ def run(cfg: AnytimeConfig, log=print) -> dict:
         position += 1
         step = step_of(example.year, steps)
         step_ends = position == len(stream) or step_of(stream[position].year, steps) != step
-        if position % cfg.eval_every == 0 or position == len(stream):
-            evaluate_point(position)
-        if step_ends:
-            evaluate_step(step)
+        curve_point = position % cfg.eval_every == 0 or position == len(stream)
+        if curve_point or step_ends:
+            z_t = predictor.logits(held_tokens, tuned=True)
+            if curve_point:
+                evaluate_point(position, z_t)
+            if step_ends:
+                evaluate_step(step, z_t)
         if step_ends or position % cfg.eval_every == 0:
             save()
     seconds = time.perf_counter() - t_start

@@ -12,6 +12,8 @@ import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..data import tar_samples
+
 
 class StreamError(ValueError):
     pass
@@ -33,12 +35,7 @@ def _unit(text: str) -> float:
 def _read_tar(path: Path, label_key: str, year_hint: str | None) -> list[Example]:
     out = []
     try:
-        with tarfile.open(path) as tf:
-            members: dict[str, dict] = {}
-            for m in tf:
-                if m.isfile():
-                    key, _, ext = m.name.rpartition(".")
-                    members.setdefault(key, {})[ext] = tf.extractfile(m).read()
+        members = tar_samples(path)
     except (tarfile.TarError, OSError) as exc:
         raise StreamError(f"{path}: not a readable tar ({exc})") from None
     for key in sorted(members):
