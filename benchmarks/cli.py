@@ -155,8 +155,9 @@ def build(spark, out: str, timestamps: str, metadata: str, filtered: str | None,
 
     unfiltered = pools["unfiltered"]
     candidates = sp.net_candidates(unfiltered).persist(StorageLevel.MEMORY_AND_DISK)
-    sims = sp.net_similarity(candidates, unfiltered, cfg, sp.definition_embeddings(cfg.sentence_model)) \
-        .persist(StorageLevel.MEMORY_AND_DISK)
+    # only the definitions that some caption can be matched to (all 1,000 on a real pool, a few on a sample)
+    definitions = sp.definition_embeddings(cfg.sentence_model, sp.candidate_class_ids(candidates))
+    sims = sp.net_similarity(candidates, unfiltered, cfg, definitions).persist(StorageLevel.MEMORY_AND_DISK)
     net, outcome = sp.net_rows(unfiltered, candidates, sims, cfg)
     net = net.persist(StorageLevel.MEMORY_AND_DISK)
     net_outcomes = {(r["net_reason"] or "kept"): r["count"] for r in outcome.groupBy("net_reason").count().collect()}

@@ -145,14 +145,9 @@ def with_step(pool, first_step: int):
 
 # ------------------------------------------------------------------ the job
 
-def build(spark, source: Source, inputs: list[str], out: str, cfg, subset: str | None = None,
-          now: dt.datetime | None = None, log=print) -> dict:
-    from pyspark import StorageLevel
-    from pyspark.sql import functions as F
-
-    from benchmarks import splits as sp
-
-    now = now or dt.datetime.now(dt.timezone.utc)
+def check_inputs(source: Source, inputs: list[str], out: str, subset: str | None = None) -> list[str]:
+    """The input files, after checking what can be checked without Spark (so bad input fails in a second,
+    before a JVM starts)."""
     if is_local(out):
         check_output_local(out, _is_ours(source.tool), source.tool)
     files = []
@@ -169,10 +164,22 @@ def build(spark, source: Source, inputs: list[str], out: str, cfg, subset: str |
             files += [str(f) for f in found]
         else:
             files.append(str(p) if p is not None else path)
+    if subset and is_local(subset) and not local_path(subset).is_file():
+        raise InputError(f"{subset}: subset id list not found")
+    return files
+
+
+def build(spark, source: Source, inputs: list[str], out: str, cfg, subset: str | None = None,
+          now: dt.datetime | None = None, log=print) -> dict:
+    from pyspark import StorageLevel
+    from pyspark.sql import functions as F
+
+    from benchmarks import splits as sp
+
+    now = now or dt.datetime.now(dt.timezone.utc)
+    files = check_inputs(source, inputs, out, subset)
     rows = yfcc_rows(spark, files, now) if source.name == "yfcc" else redcaps_rows(spark, files, now)
     if subset:
-        if is_local(subset) and not local_path(subset).is_file():
-            raise InputError(f"{subset}: subset id list not found")
         from curation.sources import parse_subset_ids
 
         ids = spark.read.text(subset).rdd.mapPartitions(lambda it: ([u] for u in parse_subset_ids(r.value for r in it)))
@@ -262,9 +269,15 @@ def main_for(name: str, argv=None) -> int:
         return 2
     cfg = SplitConfig(eval_size=args.eval_size, seeds=args.seeds, max_holdout_fraction=args.max_holdout_fraction,
                       seed=args.seed, subsets=("all",))
+    subset = getattr(args, "subset", None)
+    try:
+        check_inputs(source, args.inputs, args.out, subset)
+    except InputError as exc:
+        print(f"{source.tool}: error: {exc}", file=sys.stderr)
+        return 2
     spark = build_session(source.tool, args.master)
     try:
-        build(spark, source, args.inputs, args.out, cfg, getattr(args, "subset", None), now)
+        build(spark, source, args.inputs, args.out, cfg, subset, now)
     except InputError as exc:
         print(f"{source.tool}: error: {exc}", file=sys.stderr)
         return 2

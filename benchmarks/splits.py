@@ -185,11 +185,28 @@ def _net_similarity_udf(model_path, threads, definitions):
     return run
 
 
-def definition_embeddings(model_path: str | None = None):
-    """The 1000 synset descriptions ("lemmas: definition"), encoded once (on the driver)."""
+def definition_embeddings(model_path: str | None = None, class_ids=None):
+    """The synset descriptions ("lemmas: definition") as a (1000, dim) matrix indexed by class id, encoded
+    once (on the driver); with `class_ids`, only those rows are encoded and the others are left zero."""
+    import numpy as np
+
     from benchmarks.sentence import encode
 
-    return encode(_definition_texts(), model_path)
+    texts = _definition_texts()
+    if class_ids is None:
+        return encode(texts, model_path)
+    ids = sorted({int(i) for i in class_ids})
+    encoded = encode([texts[i] for i in ids], model_path)
+    out = np.zeros((len(texts), encoded.shape[1]), np.float32)
+    out[ids] = encoded
+    return out
+
+
+def candidate_class_ids(candidates: DataFrame) -> list[int]:
+    """The class ids that surviving candidates can be matched to (the definitions the similarity needs)."""
+    rows = (candidates.where(F.col("net_reason").isNull()).select(F.explode("class_ids").alias("class_id"))
+            .distinct().collect())
+    return sorted(int(r["class_id"]) for r in rows)
 
 
 def net_similarity(candidates: DataFrame, pool: DataFrame, cfg: SplitConfig, definitions, threads: int = 1) -> DataFrame:

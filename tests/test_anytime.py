@@ -369,15 +369,19 @@ def test_an_interrupted_stream_resumes_to_the_same_curves(shards_dir, original_c
         run(cfg, log=QUIET)
 
 
-def test_bad_input_to_tic_train_anytime(shards_dir, original_checkpoint, tmp_path):
-    def cli(*args):
-        p = subprocess.run([sys.executable, "-m", "training.cli", "anytime", *args], capture_output=True, text=True,
-                           cwd=REPO, env={**__import__("os").environ, "HF_HUB_OFFLINE": "1"})
-        return p.returncode, p.stderr.strip().splitlines()[-1] if p.stderr.strip() else ""
+def test_bad_input_to_tic_train_anytime(shards_dir, original_checkpoint, tmp_path, capsys):
+    from training.cli import main
+
+    def cli(*args):  # in-process (a subprocess pays ~6 s of imports per call); the first one is a real process
+        capsys.readouterr()
+        code = main(["anytime", *args])
+        err = capsys.readouterr().err.strip()
+        return code, err.splitlines()[-1] if err else ""
 
     base = ["--data", str(shards_dir), "--out", str(tmp_path / "r")]
-    code, err = cli(*base, "--checkpoint", str(tmp_path / "none.pt"))
-    assert code == 2 and "none.pt: checkpoint not found" in err
+    p = subprocess.run([sys.executable, "-m", "training.cli", "anytime", *base, "--checkpoint", str(tmp_path / "none.pt")],
+                       capture_output=True, text=True, cwd=REPO, env={**__import__("os").environ, "HF_HUB_OFFLINE": "1"})
+    assert p.returncode == 2 and "none.pt: checkpoint not found" in p.stderr.strip().splitlines()[-1]
     code, err = cli(*base, "--checkpoint", str(original_checkpoint), "--model", "ViT-B-32")
     assert code == 2 and "not 'ViT-B-32'" in err
     other = torch.load(original_checkpoint, weights_only=False)

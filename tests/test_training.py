@@ -184,13 +184,19 @@ def test_two_gloo_processes_match_one_process(shards_dir, tmp_path):
         assert torch.allclose(a[k], b[k], atol=2e-4, rtol=1e-3), k
 
 
-def test_bad_input_gets_one_line_errors(shards_dir, tmp_path):
-    def cli(*args):
-        return subprocess.run([sys.executable, "-m", "training.cli", "run", *map(str, args)], capture_output=True,
-                              text=True, cwd=REPO)
+def test_bad_input_gets_one_line_errors(shards_dir, tmp_path, capsys):
+    from types import SimpleNamespace
+
+    from training.cli import main
+
+    def cli(*args):  # in-process (a subprocess pays ~6 s of imports per call); the first one is a real process
+        capsys.readouterr()
+        code = main(["run", *map(str, args)])
+        return SimpleNamespace(returncode=code, stderr=capsys.readouterr().err)
 
     common = ["--data", shards_dir, "--pool", "unfiltered", "--batch-size", "16", "--workers", "0"]
-    res = cli(*common, "--out", tmp_path / "a", "--budget-samples", "100", "--steps-filter", "1999")
+    res = subprocess.run([sys.executable, "-m", "training.cli", "run", *map(str, common), "--out", str(tmp_path / "a"),
+                          "--budget-samples", "100", "--steps-filter", "1999"], capture_output=True, text=True, cwd=REPO)
     assert res.returncode == 2 and "1999: missing step directory" in res.stderr
     res = cli(*common, "--out", tmp_path / "b", "--budget-samples", "20")
     assert res.returncode == 2 and "budget too small for one batch" in res.stderr

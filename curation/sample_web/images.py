@@ -220,9 +220,12 @@ def solid_png(width: int, height: int, rgb: tuple[int, int, int]) -> bytes:
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", b"".join(parts)) + chunk(b"IEND", b"")
 
 
+TOO_LARGE_RGB = (128, 128, 128)
+
+
 def encode_template(key: ImageKey, failure: int = FAIL_OK) -> bytes:
     if failure == FAIL_TOO_LARGE:
-        return solid_png(key.width, key.height, COLORS[key.color][1])
+        return solid_png(key.width, key.height, TOO_LARGE_RGB)
     img = render_image(key)
     buf = io.BytesIO()
     fmt = FORMATS[key.fmt]
@@ -236,11 +239,16 @@ def encode_template(key: ImageKey, failure: int = FAIL_OK) -> bytes:
 
 
 def template_key(tok: ImageToken) -> tuple[ImageKey, int]:
-    """The cache key of a token's template: too-large images share one template per colour."""
+    """The cache key of a token's template. Too-large images share one template per size: each takes
+    ~0.6 s to encode, which a server must not spend while a client's timeout runs (see `warm`)."""
     if tok.failure == FAIL_TOO_LARGE:
         k = tok.key
-        return ImageKey(0, 2014, k.color, 0, 1, k.width, k.height), FAIL_TOO_LARGE
+        return too_large_key(k.width, k.height), FAIL_TOO_LARGE
     return tok.key, FAIL_OK
+
+
+def too_large_key(width: int, height: int) -> ImageKey:
+    return ImageKey(0, 2014, 0, 0, 1, width, height)
 
 
 class TemplateStore:
@@ -283,6 +291,10 @@ class TemplateStore:
                 self._items.move_to_end(ck)
                 return data
         return self._render(ck)
+
+    def warm_too_large(self, size: tuple[int, int] = TOO_LARGE_SIZE) -> None:
+        """Encode the too-large template now, so that serving it never stalls a request."""
+        self.template_bytes(ImageToken(too_large_key(*size), FAIL_TOO_LARGE, 0))
 
     def image_bytes(self, tok: ImageToken) -> bytes:
         return self.template_bytes(tok) + trailer(tok)

@@ -8,7 +8,9 @@ Failures are part of the world, chosen by the token: 404, a slow answer (`slow_s
 bytes that are not an image, and an over-large picture. Anything without a valid token is 404.
 
 A minimal asyncio HTTP/1.1 server (keep-alive, no body parsing) in one or more forked
-worker processes that share the listening socket; templates are cached per process.
+worker processes that share the listening socket; templates are cached per process. The
+too-large template is encoded before the server reports ready (and before workers fork), so
+that no client's timeout runs while it is encoded.
 """
 from __future__ import annotations
 
@@ -80,9 +82,7 @@ async def _handle(responder: ImageResponder, reader: asyncio.StreamReader, write
         writer.close()
 
 
-def _serve_socket(sock: socket.socket, slow_seconds: float) -> None:
-    responder = ImageResponder(slow_seconds)
-
+def _serve_socket(sock: socket.socket, responder: ImageResponder) -> None:
     async def main():
         server = await asyncio.start_server(lambda r, w: _handle(responder, r, w), sock=sock, backlog=1024)
         async with server:
@@ -100,10 +100,12 @@ def serve(host: str = "127.0.0.1", port: int = 0, workers: int = 1, slow_seconds
     sock = socket.create_server((host, port), backlog=1024)
     sock.setblocking(False)
     bound = sock.getsockname()[1]
+    responder = ImageResponder(slow_seconds)
+    responder.templates.warm_too_large()
     if ready:
         ready(bound)
     if workers <= 1:
-        _serve_socket(sock, slow_seconds)
+        _serve_socket(sock, responder)
         return
     children = []
     for _ in range(workers):
@@ -111,7 +113,7 @@ def serve(host: str = "127.0.0.1", port: int = 0, workers: int = 1, slow_seconds
         if pid == 0:  # child: serve on the shared socket until killed
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
             try:
-                _serve_socket(sock, slow_seconds)
+                _serve_socket(sock, responder)
             finally:
                 os._exit(0)
         children.append(pid)
