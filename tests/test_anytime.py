@@ -340,7 +340,9 @@ def test_a_short_stream_ocw_beats_either_model_alone(shards_dir, labelled_stream
 
 @pytest.mark.slow
 def test_an_interrupted_stream_resumes_to_the_same_curves(shards_dir, original_checkpoint, tmp_path, monkeypatch):
-    straight = run(_acfg(shards_dir, original_checkpoint, tmp_path / "straight", eval_every=25), log=QUIET)
+    # the first 100 examples: saves at every 25th and at step ends, so the third save is mid-stream
+    straight = run(_acfg(shards_dir, original_checkpoint, tmp_path / "straight", eval_every=25, max_examples=100),
+                   log=QUIET)
     saves = {"n": 0}
     real_save = ReplayStore.save
 
@@ -350,7 +352,7 @@ def test_an_interrupted_stream_resumes_to_the_same_curves(shards_dir, original_c
             raise KeyboardInterrupt("stopped mid-stream")
         return real_save(self, path)
 
-    cfg = _acfg(shards_dir, original_checkpoint, tmp_path / "cut", eval_every=25)
+    cfg = _acfg(shards_dir, original_checkpoint, tmp_path / "cut", eval_every=25, max_examples=100)
     monkeypatch.setattr(ReplayStore, "save", failing_save)
     with pytest.raises(KeyboardInterrupt):
         run(cfg, log=QUIET)

@@ -205,7 +205,7 @@ def test_a_changed_url_list_is_not_answered_from_the_old_pool(splits, sample_web
 
 def test_resume_after_a_kill_redoes_nothing_finished_and_leaves_no_partial_shard(splits, sample_web, slow_server, tmp_path):
     out_splits, _ = splits
-    urls = url_list(out_splits, [])
+    urls = url_list(out_splits, []).head(600)  # four shards of 150
     src = tmp_path / "urls.parquet"
     pq.write_table(pa.Table.from_pandas(urls, preserve_index=False), src)
     out = tmp_path / "dl"

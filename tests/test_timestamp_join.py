@@ -266,6 +266,7 @@ def test_standalone_cluster_gives_the_local_result(full_run, sample_web, tmp_pat
         out = tmp_path / "cluster-out"
         res = subprocess.run([os.path.join(home, "bin", "spark-submit"), "--master", master,
                               "--conf", "spark.sql.session.timeZone=UTC", "--conf", "spark.ui.enabled=false",
+                              "--conf", "spark.sql.shuffle.partitions=4",  # the cluster default of 200 is for big inputs
                               "curation/timestamp_join.py", sample_web / "warc.manifest", sample_web / "metadata", out],
                              capture_output=True, text=True, cwd=REPO, env=env, timeout=600)
         assert res.returncode == 0, res.stderr[-3000:]
