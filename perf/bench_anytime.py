@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from training.anytime.model import SplitCLIP  # noqa: E402
 from training.anytime.replay import Codec, ReplayStore  # noqa: E402
-from training.anytime.run import AnytimeConfig, Predictor, learn_one, load_original  # noqa: E402
+from training.anytime.run import AnytimeConfig, Predictor, learn_one, load_original, make_optimizer  # noqa: E402
 
 
 def main(argv=None) -> int:
@@ -58,7 +58,7 @@ def main(argv=None) -> int:
         for i in range(args.memory):  # a warm memory
             x = tokens[i % 64:i % 64 + 1]
             store.add(store.codec.encode(x, split.cls_attention(x)), i % args.labels, rng)
-        optimizer = torch.optim.AdamW(list(split.tuned_block.parameters()) + [split.other_bias], lr=1e-4)
+        optimizer = make_optimizer(list(split.tuned_block.parameters()) + [split.other_bias], cfg)
         seen = set(range(args.labels))
         times = []
         for i in range(args.updates):

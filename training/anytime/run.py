@@ -219,6 +219,12 @@ def score(predictor: Predictor, z_tuned, z_original, held_labels: np.ndarray, se
     return res
 
 
+def make_optimizer(params, cfg: AnytimeConfig) -> torch.optim.Optimizer:
+    """AdamW, fused: one kernel over all parameters instead of a loop per tensor (~2 ms of a ~50 ms CPU
+    update with the tiny model)."""
+    return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=True)
+
+
 def learn_one(split: SplitCLIP, optimizer, store: ReplayStore | None, predictor: Predictor, text: torch.Tensor,
               x: torch.Tensor, y: int, seen: set[int], cfg: AnytimeConfig, rng: np.random.Generator) -> float:
     """One example's learning: `updates_per_example` optimiser steps on the example plus batch_size - 1
@@ -279,7 +285,7 @@ def run(cfg: AnytimeConfig, log=print) -> dict:
     codec = Codec(cfg.replay if cfg.replay != "none" else "raw", cfg.pca_k, cfg.quant_bits)
     store = ReplayStore(codec, cfg.memory_size)
     params = list(split.tuned_block.parameters()) + ([split.other_bias] if cfg.other_loss else [])
-    optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    optimizer = make_optimizer(params, cfg)
     rng = np.random.default_rng(cfg.seed)
     tuned_acc, original_acc = ClassAccuracy(cfg.eta), ClassAccuracy(cfg.eta)
     seen: set[int] = set()
