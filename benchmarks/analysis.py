@@ -19,6 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks.sentence import BATCH_SIZE
+
 TOP_K = 5
 
 
@@ -102,9 +104,7 @@ def categories(min_hyponyms: int = 50) -> list[dict]:
 class CaptionEmbeddings:
     """Sentence embeddings of captions, cached on disk per caption hash (one .npz per call's new captions)."""
 
-    # Small batches: the encoder pads a batch to its longest caption, and a few web captions run to the
-    # 256-token limit, so batches of 256 spent ~4x the work on padding (demo world: 22 vs 101 captions/s).
-    def __init__(self, model_path: str | None = None, cache: Path | None = None, batch_size: int = 32):
+    def __init__(self, model_path: str | None = None, cache: Path | None = None, batch_size: int = BATCH_SIZE):
         self.model_path, self.batch_size = model_path, batch_size
         self.cache = cache or cache_dir() / "caption_embeddings" / self._model_key()
         self.known: dict[str, np.ndarray] = {}

@@ -63,10 +63,12 @@ def encode_texts(model, tokenizer, texts: list[str], device, batch: int, autocas
 
 
 def class_embeddings(model, tokenizer, classes: list[dict], device, batch, autocast) -> np.ndarray:
-    """One unit vector per class: the normalised mean of its prompts' embeddings (CLIP's zero-shot recipe)."""
+    """One unit vector per class: the normalised mean of its prompts' embeddings (CLIP's zero-shot recipe).
+    Classes may have different numbers of prompts."""
     prompts = [p for c in classes for p in c["prompts"]]
-    per = len(classes[0]["prompts"])
-    emb = encode_texts(model, tokenizer, prompts, device, batch, autocast).reshape(len(classes), per, -1).mean(1)
+    ends = np.cumsum([len(c["prompts"]) for c in classes])[:-1]
+    emb = encode_texts(model, tokenizer, prompts, device, batch, autocast)
+    emb = np.stack([part.mean(0) for part in np.split(emb, ends)])
     return emb / np.linalg.norm(emb, axis=1, keepdims=True)
 
 

@@ -331,7 +331,7 @@ def _claim_run_dir(out: Path, cfg: TrainConfig) -> None:
     if out.exists() and any(out.iterdir()):
         raise RunError(f"{out}: exists and is not a tic-train run directory; refusing to use it")
     out.mkdir(parents=True, exist_ok=True)
-    _atomic_write(cfg_path, json.dumps(cfg.to_json(), indent=1, sort_keys=True) + "\n")
+    atomic_write(cfg_path, json.dumps(cfg.to_json(), indent=1, sort_keys=True) + "\n")
 
 
 def _check_eval_sets(eval_sets: dict, labels: list[str], data: str, net_doc: dict | None) -> None:
@@ -360,7 +360,7 @@ def _check_eval_sets(eval_sets: dict, labels: list[str], data: str, net_doc: dic
                                     "(eval set and class list from different builds?)")
 
 
-def _atomic_write(path: Path, text: str) -> None:
+def atomic_write(path: Path, text: str) -> None:
     tmp = path.with_suffix(path.suffix + ".tmp")
     tmp.write_text(text)
     tmp.replace(path)
@@ -372,14 +372,20 @@ def _save(path: Path, obj: dict) -> None:
     tmp.replace(path)
 
 
+def load_fitting_state(model, state: dict, path: Path, model_name: str) -> None:
+    """Load `state` only if it has exactly the model's keys and shapes (RunError naming one that does not)."""
+    own = model.state_dict()
+    bad = [k for k, v in state.items() if k not in own or own[k].shape != v.shape]
+    missing = sorted(set(own) - set(state))
+    if bad or missing:
+        raise RunError(f"{path}: checkpoint does not fit model {model_name!r} (e.g. {(bad or missing)[0]})")
+    model.load_state_dict(state)
+
+
 def _load_weights(model, ckpt: dict, path: Path, model_name: str) -> None:
     if ckpt.get("model_name") != model_name:
         raise RunError(f"{path}: a checkpoint of model {ckpt.get('model_name')!r}, not {model_name!r}")
-    own = model.state_dict()
-    bad = [k for k, v in ckpt["model"].items() if k not in own or own[k].shape != v.shape]
-    if bad or set(own) - set(ckpt["model"]):
-        raise RunError(f"{path}: checkpoint does not fit the model (e.g. {(bad or sorted(set(own) - set(ckpt['model'])))[0]})")
-    model.load_state_dict(ckpt["model"])
+    load_fitting_state(model, ckpt["model"], path, model_name)
 
 
 def _load_state(out: Path) -> dict:
@@ -388,7 +394,7 @@ def _load_state(out: Path) -> dict:
 
 
 def _save_state(out: Path, state: dict) -> None:
-    _atomic_write(out / "state.json", json.dumps(state, indent=1) + "\n")
+    atomic_write(out / "state.json", json.dumps(state, indent=1) + "\n")
 
 
 def _broadcast(obj):
@@ -518,6 +524,6 @@ def _write_results(out: Path, cfg: TrainConfig, rows: dict, labels: list[str], l
             write_matrix_csv(out / f"matrix_{name}.csv", E)
             heatmap(E, labels, f"{cfg.method}: {name}", out / f"heatmap_{name}.png")
             metrics["tasks"][name] = {**summarize(E), "matrix": E.tolist(), "by_year": m["by_year"]}
-    _atomic_write(out / "metrics.json", json.dumps(metrics, indent=1) + "\n")
-    _atomic_write(out / "ledger.json", json.dumps(ledger.entries, indent=1) + "\n")
+    atomic_write(out / "metrics.json", json.dumps(metrics, indent=1) + "\n")
+    atomic_write(out / "ledger.json", json.dumps(ledger.entries, indent=1) + "\n")
     return metrics

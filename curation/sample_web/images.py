@@ -240,7 +240,8 @@ def encode_template(key: ImageKey, failure: int = FAIL_OK) -> bytes:
 
 def template_key(tok: ImageToken) -> tuple[ImageKey, int]:
     """The cache key of a token's template. Too-large images share one template per size: each takes
-    ~0.6 s to encode, which a server must not spend while a client's timeout runs (see `warm`)."""
+    ~0.6 s to encode, which a server must not spend while a client's timeout runs
+    (see `TemplateStore.warm_too_large`)."""
     if tok.failure == FAIL_TOO_LARGE:
         k = tok.key
         return too_large_key(k.width, k.height), FAIL_TOO_LARGE

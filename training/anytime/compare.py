@@ -11,6 +11,7 @@ import json
 import math
 from pathlib import Path
 
+from ..trainer import atomic_write
 from .run import AnytimeConfig, plot_curves, run
 
 VARIANTS = {
@@ -82,8 +83,6 @@ def compare(base: AnytimeConfig, out: Path, variants: tuple[str, ...] = tuple(VA
                          f"all {d['acc_all']:+.2f} points.")
     plot_curves(out / "curves.png", series)
     text = "\n".join(lines) + "\n"
-    tmp = out / ".summary.md.tmp"
-    tmp.write_text(text)
-    tmp.replace(out / "summary.md")
+    atomic_write(out / "summary.md", text)
     (out / "summary.json").write_text(json.dumps(metrics, indent=1) + "\n")
     return text

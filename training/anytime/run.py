@@ -7,6 +7,7 @@ the labels seen so far and over the full label set (the anytime curves); at the 
 step's held-out examples are scored (one row of the T x T matrix)."""
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
@@ -19,7 +20,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..evaluate import class_embeddings
 from ..metrics import summarize, write_matrix_csv
+from ..trainer import RunError, atomic_write, create_model, load_fitting_state
 from .model import CheckpointError, SplitCLIP, other_loss, tuned_probabilities
 from .ocw import ClassAccuracy, combine, tuned_weights
 from .replay import Codec, ReplayStore, ReplayStoreError
@@ -92,8 +95,6 @@ class AnytimeConfig:
 
 def load_original(cfg: AnytimeConfig, device):
     """(clip, preprocess_eval, tokenizer, model name, checkpoint sha256)."""
-    from ..trainer import RunError, create_model
-
     path = Path(cfg.checkpoint)
     if not path.is_file():
         raise CheckpointError(f"{path}: checkpoint not found")
@@ -120,23 +121,11 @@ def load_original(cfg: AnytimeConfig, device):
         clip, _, preprocess_eval, tokenizer = create_model(name, device)
     except (RunError, RuntimeError) as exc:
         raise CheckpointError(f"{name}: cannot build the model ({exc})") from None
-    own = clip.state_dict()
-    bad = [k for k, v in state.items() if k not in own or own[k].shape != v.shape]
-    missing = sorted(set(own) - set(state))
-    if bad or missing:
-        raise CheckpointError(f"{path}: checkpoint does not fit model {name!r} (e.g. {(bad or missing)[0]})")
-    clip.load_state_dict(state)
+    try:
+        load_fitting_state(clip, state, path, name)
+    except RunError as exc:
+        raise CheckpointError(str(exc)) from None
     return clip.to(device), preprocess_eval, tokenizer, name, hashlib.sha256(raw).hexdigest()
-
-
-@torch.no_grad()
-def label_embeddings(clip, tokenizer, prompts: list[list[str]], device) -> torch.Tensor:
-    """One unit vector per label: the normalised mean of its prompts' text embeddings."""
-    out = []
-    for ps in prompts:
-        f = F.normalize(clip.encode_text(tokenizer(ps).to(device)).float(), dim=-1).mean(0)
-        out.append(F.normalize(f, dim=0))
-    return torch.stack(out)
 
 
 @torch.no_grad()
@@ -271,7 +260,9 @@ def run(cfg: AnytimeConfig, log=print) -> dict:
     prompts = load_classes(cfg.classes or Path(cfg.data) / "net_classes.json", set(all_labels))
     clip, preprocess, tokenizer, model_name, ckpt_sha = load_original(cfg, device)
     split = SplitCLIP(clip).to(device)
-    text = label_embeddings(clip, tokenizer, [prompts[y] for y in all_labels], device)
+    with torch.no_grad():  # one unit vector per label: CLIP's zero-shot recipe, as tic-train evaluates Net
+        text = torch.from_numpy(class_embeddings(clip, tokenizer, [{"prompts": prompts[y]} for y in all_labels],
+                                                 device, 256, contextlib.nullcontext)).to(device)
     predictor = Predictor(split, text, all_labels, cfg)
     _claim(out, cfg)  # only once every input has been read: bad input leaves nothing behind
     steps = step_labels(cfg.data, [e.year for e in examples])
@@ -426,9 +417,7 @@ def _claim(out: Path, cfg: AnytimeConfig) -> None:
         return
     if any(out.iterdir()):
         raise AnytimeError(f"{out}: not empty and not an anytime run directory")
-    tmp = out / ".config.json.tmp"
-    tmp.write_text(json.dumps(cfg.to_json(), indent=1) + "\n")
-    tmp.replace(cfg_path)
+    atomic_write(cfg_path, json.dumps(cfg.to_json(), indent=1) + "\n")
 
 
 def auc(xs: list[float], ys: list[float]) -> float:
@@ -477,9 +466,7 @@ def _write_outputs(out: Path, cfg, curves, matrix, steps, latencies, store, held
                        "mean": float(lat.mean()), "updates": len(latencies), "batch_size": cfg.batch_size},
         "config": cfg.to_json(),
     }
-    tmp = out / ".metrics.json.tmp"
-    tmp.write_text(json.dumps(metrics, indent=1) + "\n")
-    tmp.replace(out / "metrics.json")
+    atomic_write(out / "metrics.json", json.dumps(metrics, indent=1) + "\n")
     plot_curves(out / "curves.png", {p: [r for r in curves if r["predictor"] == p] for p in cfg.predictors})
     return metrics
 
