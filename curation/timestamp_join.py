@@ -175,7 +175,8 @@ def run(spark, cfg: TimestampJoinConfig, log=print) -> dict:
 
     from pyspark import StorageLevel
 
-    rows = ts.pool_sightings(candidates, pool)
+    n_pool = pool.count()  # from the parquet footers
+    rows = ts.pool_sightings(candidates, pool, partitions=ts.join_partitions(spark, n_pool))
     files_df = spark.createDataFrame([(p,) for p in sorted(set(todo) | prev_files)], "warc_file string")
     if cfg.previous:
         prev = cfg.previous.rstrip("/")
@@ -204,7 +205,6 @@ def run(spark, cfg: TimestampJoinConfig, log=print) -> dict:
         first = spark.read.parquet(tmp + "/first_seen")
         by_year = {str(r.first_seen_year): int(r["count"])
                    for r in first.groupBy("first_seen_year").count().orderBy("first_seen_year").collect()}
-        n_pool = pool.count()
         n_matched = sum(by_year.values())
         n_unmatched = spark.read.parquet(tmp + "/unmatched").count()
         n_url_only = rows.where("url_seen").count()

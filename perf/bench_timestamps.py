@@ -16,12 +16,15 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+
+REPEATS = 3
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -174,11 +177,16 @@ def bench_join(pool_rows: int) -> None:
             out = root / "out"
             out.mkdir()
             spark_join(spark, root, out)  # warm-up (JIT, class loading)
-            _, s_wall, _ = timed(lambda: spark_join(spark, root, out))
-            _, d_wall, _ = timed(lambda: duckdb_join(root, out))
+            duckdb_join(root, out)
+            # Alternate the engines, and take each one's median of REPEATS runs.
+            s_runs, d_runs = [], []
+            for _ in range(REPEATS):
+                s_runs.append(timed(lambda: spark_join(spark, root, out))[1])
+                d_runs.append(timed(lambda: duckdb_join(root, out))[1])
+            s_wall, d_wall = statistics.median(s_runs), statistics.median(d_runs)
             times[snapshots] = (s_wall, d_wall, n)
             print(f"join, {pool_rows:,} DataComp rows x {snapshots} snapshots ({n:,} candidate rows): "
-                  f"Spark local[2] {s_wall:.1f} s, DuckDB (2 threads) {d_wall:.1f} s, "
+                  f"Spark local[2] {s_wall:.1f} s, DuckDB (2 threads) {d_wall:.1f} s (medians of {REPEATS}), "
                   f"Spark/DuckDB = {s_wall / d_wall:.2f} (target <= 2)")
         s18, s36 = times[18], times[36]
         print(f"cost growth, 18 -> 36 snapshots: Spark {s18[0]:.1f} -> {s36[0]:.1f} s ({s36[0] / s18[0]:.2f}x), "

@@ -53,11 +53,39 @@ def test_first_seen_takes_the_earliest_crawl_over_all_snapshots(spark):
     assert got["b" * 32]["first_seen_snapshot"] == "CC-MAIN-2016-09"
     assert [r.uid for r in unmatched.collect()] == ["c" * 32]
     assert rows.where("url_seen").count() == 2
+    # Explicit join partitions (what a pool too big for the session's setting gets) change nothing.
+    assert sorted(map(tuple, ts.pool_sightings(cands, pool, partitions=3).collect())) == \
+        sorted(map(tuple, rows.collect()))
+    configured = int(spark.conf.get("spark.sql.shuffle.partitions"))
+    assert ts.join_partitions(spark, 10) is None
+    assert ts.join_partitions(spark, ts.POOL_ROWS_PER_JOIN_PARTITION * (configured + 5)) == configured + 5
     # Folding two halves of the candidates gives what all of them give at once.
     first_half, second_half = cands.where("warc_file in ('f0', 'f1')"), cands.where("warc_file not in ('f0', 'f1')")
     folded = ts.fold_sightings(ts.pair_sightings(ts.pool_sightings(first_half, pool)),
                                ts.pair_sightings(ts.pool_sightings(second_half, pool)))
     assert sorted(map(tuple, folded.collect())) == sorted(map(tuple, ts.pair_sightings(rows).collect()))
+
+
+def test_snapshot_sets_over_many_snapshots_and_sightings_without_one(spark):
+    # 130 snapshots: the per-row snapshot set spans three 64-bit words of the packed aggregation.
+    snaps = [f"CC-MAIN-{2014 + i // 13}-{10 + i % 13:02d}" for i in range(130)]
+    base = dt.datetime(2014, 1, 1, tzinfo=UTC)
+    rows = [("p", "u1", "t1", base + dt.timedelta(days=7 * i, microseconds=250), s, "f", i)
+            for i, s in enumerate(snaps) if i % 3 == 0]
+    rows += [("p", "u2", "t2", base + dt.timedelta(days=3), None, "f", 1),      # no snapshot id: earliest,
+             ("p", "u2", "t2", base + dt.timedelta(days=3), snaps[127], "f", 2),  # but a known id wins the tie
+             ("p", "u3", "t3", base + dt.timedelta(days=5), None, "f", 3)]         # only ever without an id
+    cands = spark.createDataFrame(rows, ts.CANDIDATE_SCHEMA)
+    pool = spark.createDataFrame([("a" * 32, "u1", "t1"), ("b" * 32, "u2", "t2"), ("c" * 32, "u3", "t3")],
+                                 "uid string, url string, text string")
+    got = {r.uid: r for r in ts.pool_sightings(cands, pool).collect()}
+    assert got["a" * 32].snapshots == [s for i, s in enumerate(snaps) if i % 3 == 0]
+    assert got["a" * 32].n_images == 44 and got["a" * 32].first_seen_snapshot == snaps[0]
+    assert got["a" * 32].first_seen_time.replace(tzinfo=None) == (base + dt.timedelta(microseconds=250)).replace(
+        tzinfo=None)
+    assert got["b" * 32].snapshots == [snaps[127]] and got["b" * 32].first_seen_snapshot == snaps[127]
+    assert got["c" * 32].snapshots == [] and got["c" * 32].first_seen_snapshot is None
+    assert got["c" * 32].first_seen_time is not None and got["c" * 32].n_images == 1
 
 
 @pytest.fixture
