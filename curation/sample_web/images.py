@@ -68,8 +68,8 @@ class ImageToken:
     failure: int
     serial: int
 
-    @property
-    def hex(self) -> str:
+    @functools.cached_property
+    def hex(self) -> str:  # a URL, a trailer and the truth each need it: packed once
         return encode_token(self)
 
     @property
