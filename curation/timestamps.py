@@ -109,8 +109,9 @@ def snapshot_ids(candidates: DataFrame) -> list[str]:
 
 
 def join_partitions(spark: SparkSession, pool_rows: int) -> int | None:
-    """Shuffle partitions the join needs so that no partition's pool side exceeds
-    POOL_ROWS_PER_JOIN_PARTITION rows; None when the session's setting already suffices."""
+    """Shuffle partitions the join needs so that a partition's pool side holds about
+    POOL_ROWS_PER_JOIN_PARTITION rows at most (hash partitioning: on average); None when the
+    session's setting already suffices."""
     configured = int(spark.conf.get("spark.sql.shuffle.partitions"))
     needed = -(-pool_rows // POOL_ROWS_PER_JOIN_PARTITION)
     return needed if needed > configured else None
