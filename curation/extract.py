@@ -19,7 +19,8 @@ Rules (documented contract):
   (`" ".join(alt.split())`); "" when missing.
 - Time: `WARC-Date` (ARC: the 14-digit archive date). A date that is not ISO 8601 but starts
   with YYYY-MM (ClueWeb09 writes `2008-10-294T05:21:46-0700`) is read leniently as the first
-  second of that month and counted; anything else fails the record.
+  second of that month and counted; anything else, or a year outside 1990-2099, fails the
+  response as `bad_warc_date`.
 - Snapshot: `isPartOf` of the file's warcinfo if it is a `CC-MAIN-YYYY-WW` id, else the first
   such id in the file path, else null.
 - Damage: gzip members are decompressed and CRC-checked one by one before parsing; a damaged
@@ -108,7 +109,13 @@ def accounting_errors(flat: dict) -> list[str]:
 
 # ---------------------------------------------------------------------------- helpers
 
+# Crawl times outside these years are bad dates, not crawls (the web, and web archives, start in
+# the 1990s); the join also packs a crawl time into 52 bits of microseconds, which ends in 2112.
+CRAWL_YEARS = range(1990, 2100)
+
+
 def parse_warc_date(value: str | None, stats: ExtractStats) -> dt.datetime | None:
+    """The WARC-Date as an aware UTC datetime; None if it is missing, unreadable or outside CRAWL_YEARS."""
     if not value:
         return None
     text = value.strip()
@@ -116,11 +123,12 @@ def parse_warc_date(value: str | None, stats: ExtractStats) -> dt.datetime | Non
         t = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
         if t.tzinfo is None:
             t = t.replace(tzinfo=dt.timezone.utc)
-        return t.astimezone(dt.timezone.utc)
-    except ValueError:
+        t = t.astimezone(dt.timezone.utc)
+        return t if t.year in CRAWL_YEARS else None
+    except (ValueError, OverflowError):
         pass
     m = _LENIENT_DATE.match(text)
-    if m and 1 <= int(m.group(2)) <= 12:
+    if m and 1 <= int(m.group(2)) <= 12 and int(m.group(1)) in CRAWL_YEARS:
         stats["info.lenient_warc_date"] += 1
         return dt.datetime(int(m.group(1)), int(m.group(2)), 1, tzinfo=dt.timezone.utc)
     return None

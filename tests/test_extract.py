@@ -222,6 +222,21 @@ def test_responses_that_are_not_pages_are_counted(tmp_path):
     assert stats["responses.dropped.non_http_payload"] == 1
 
 
+def test_crawl_dates_outside_the_crawl_years_fail_as_bad_dates(tmp_path):
+    path = tmp_path / "dates.warc.gz"
+    w = WarcWriter(path, id_seed="t")
+    w.warcinfo(T0, "CC-MAIN-2016-10", path.name)
+    body = b'<html><body><img src="http://i.example/y.jpg" alt="a picture"></body></html>'
+    for when in (dt.datetime(9999, 1, 1, tzinfo=dt.timezone.utc), dt.datetime(1900, 1, 1, tzinfo=dt.timezone.utc),
+                 T0):
+        w.exchange(f"http://p.example/{when.year}.html", when, "10.0.0.1", 200, "OK",
+                   [("Content-Type", "text/html")], body, "a")
+    w.close()
+    rows, stats = _rows(path)
+    assert [r[3].year for r in rows] == [2016]
+    assert stats["responses.failed.bad_warc_date"] == 2
+
+
 def _page(i):
     return (f"http://p.example/{i}.html", 200, "text/html",
             f'<html><body><img src="http://i.example/{i}.jpg" alt="picture number {i}"></body></html>'.encode())
