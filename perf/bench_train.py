@@ -1,7 +1,7 @@
 """tic-train's training loop against open_clip_train's own loop (issue 8), in one run.
 
 Both train the same model on the same step's shards, at the same global batch, workers, precision
-and device, for the same number of iterations, alternated A B A B. Each reports steady-state
+and device, for the same number of iterations, alternated A B B A. Each reports steady-state
 samples/s with the first 10 iterations left out (worker start-up, allocator warm-up): tic-train in
 its metrics.json ("throughput"), open_clip_train in its per-window log meters. The data-loader wait
 is the share of the steady window spent waiting for the next batch.
@@ -95,12 +95,19 @@ def main(argv=None) -> None:
     ours, theirs = [], []
     with tempfile.TemporaryDirectory(prefix="bench-train-") as tmp:
         for k in range(args.repeats):
-            theirs.append(run_open_clip(args, pattern, Path(tmp) / f"open_clip-{k}"))
-            print(f"  open_clip_train run {k + 1}: {theirs[-1]['samples_per_s']:.1f} samples/s, "
-                  f"data wait {theirs[-1]['data_wait']:.1%} over {theirs[-1]['iterations']} iterations", flush=True)
-            ours.append(run_tic_train(args, step["step"], Path(tmp) / f"tic-{k}"))
-            print(f"  tic-train       run {k + 1}: {ours[-1]['samples_per_s']:.1f} samples/s, "
-                  f"data wait {ours[-1]['data_wait']:.1%} over {ours[-1]['iterations']} iterations", flush=True)
+            def theirs_run():
+                theirs.append(run_open_clip(args, pattern, Path(tmp) / f"open_clip-{k}"))
+                print(f"  open_clip_train run {k + 1}: {theirs[-1]['samples_per_s']:.1f} samples/s, "
+                      f"data wait {theirs[-1]['data_wait']:.1%} over {theirs[-1]['iterations']} iterations", flush=True)
+
+            def ours_run():
+                ours.append(run_tic_train(args, step["step"], Path(tmp) / f"tic-{k}"))
+                print(f"  tic-train       run {k + 1}: {ours[-1]['samples_per_s']:.1f} samples/s, "
+                      f"data wait {ours[-1]['data_wait']:.1%} over {ours[-1]['iterations']} iterations", flush=True)
+
+            # A B B A ...: whichever runs second in a pair no longer gets the same machine state every time.
+            for run in ((theirs_run, ours_run) if k % 2 == 0 else (ours_run, theirs_run)):
+                run()
     a = statistics.median(r["samples_per_s"] for r in ours)
     b = statistics.median(r["samples_per_s"] for r in theirs)
     wa = statistics.median(r["data_wait"] for r in ours)
