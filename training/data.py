@@ -113,12 +113,14 @@ class BufferStream(torch.utils.data.IterableDataset):
                     text = sample["txt"].decode("utf-8")
                     # The random crop of sample g depends on (seed, g) alone, not on which worker or rank
                     # draws it: runs agree across worker counts, DDP and resumes.
+                    # Only the CPU generator is seeded: the transforms draw from it alone, and torch.manual_seed
+                    # would also queue a lazy CUDA seeding, with a formatted stack, per sample (~10% of it).
                     if info is not None:  # a DataLoader worker only makes data: its global RNG is ours
-                        torch.manual_seed(self.seed * 1_000_003 + g)
+                        torch.default_generator.manual_seed(self.seed * 1_000_003 + g)
                         pixels = self.preprocess(image)
                     else:
                         with torch.random.fork_rng(devices=[]):
-                            torch.manual_seed(self.seed * 1_000_003 + g)
+                            torch.default_generator.manual_seed(self.seed * 1_000_003 + g)
                             pixels = self.preprocess(image)
                     yield pixels, self.tokenizer([text])[0]
                 g += 1
