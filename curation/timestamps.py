@@ -117,8 +117,7 @@ def join_partitions(spark: SparkSession, pool_rows: int) -> int | None:
     return needed if needed > configured else None
 
 
-def pool_sightings(candidates: DataFrame, pool: DataFrame, snapshots: list[str] | None = None,
-                   partitions: int | None = None) -> DataFrame:
+def pool_sightings(candidates: DataFrame, pool: DataFrame, partitions: int | None = None) -> DataFrame:
     """Per pool row: how the crawl saw its exact (url, text) pair, and whether it saw its URL at all.
 
     One shuffle: candidates are joined to the pool on url (the pool side hashed), and the
@@ -126,11 +125,11 @@ def pool_sightings(candidates: DataFrame, pool: DataFrame, snapshots: list[str] 
     first_seen_time, first_seen_snapshot, last_seen_time (null when never seen), snapshots (sorted
     distinct ids), n_images (matching <img> rows), url_seen (bool).
 
-    `snapshots`: the candidates' snapshot ids, if the caller knows them (else one job finds them).
+    The candidates' snapshot ids are found first (one small job).
     `partitions`: hash-partition both sides into this many partitions (see `join_partitions`).
     """
     spark = candidates.sparkSession
-    ids = sorted(set(snapshot_ids(candidates) if snapshots is None else snapshots))
+    ids = snapshot_ids(candidates)
     if len(ids) > MAX_SNAPSHOTS:
         raise ValueError(f"{len(ids)} distinct snapshots in one run; at most {MAX_SNAPSHOTS} are supported")
     ranks = spark.createDataFrame(list(zip(ids, range(len(ids)))), "snapshot string, _rank int")

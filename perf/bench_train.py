@@ -94,20 +94,15 @@ def main(argv=None) -> None:
           f"({step['samples']} samples), device {args.device}, precision {args.precision}")
     ours, theirs = [], []
     with tempfile.TemporaryDirectory(prefix="bench-train-") as tmp:
+        trainers = [("open_clip_train", theirs, lambda k: run_open_clip(args, pattern, Path(tmp) / f"open_clip-{k}")),
+                    ("tic-train      ", ours, lambda k: run_tic_train(args, step["step"], Path(tmp) / f"tic-{k}"))]
         for k in range(args.repeats):
-            def theirs_run():
-                theirs.append(run_open_clip(args, pattern, Path(tmp) / f"open_clip-{k}"))
-                print(f"  open_clip_train run {k + 1}: {theirs[-1]['samples_per_s']:.1f} samples/s, "
-                      f"data wait {theirs[-1]['data_wait']:.1%} over {theirs[-1]['iterations']} iterations", flush=True)
-
-            def ours_run():
-                ours.append(run_tic_train(args, step["step"], Path(tmp) / f"tic-{k}"))
-                print(f"  tic-train       run {k + 1}: {ours[-1]['samples_per_s']:.1f} samples/s, "
-                      f"data wait {ours[-1]['data_wait']:.1%} over {ours[-1]['iterations']} iterations", flush=True)
-
             # A B B A ...: whichever runs second in a pair no longer gets the same machine state every time.
-            for run in ((theirs_run, ours_run) if k % 2 == 0 else (ours_run, theirs_run)):
-                run()
+            for name, results, train in (trainers if k % 2 == 0 else trainers[::-1]):
+                r = train(k)
+                results.append(r)
+                print(f"  {name} run {k + 1}: {r['samples_per_s']:.1f} samples/s, "
+                      f"data wait {r['data_wait']:.1%} over {r['iterations']} iterations", flush=True)
     a = statistics.median(r["samples_per_s"] for r in ours)
     b = statistics.median(r["samples_per_s"] for r in theirs)
     wa = statistics.median(r["data_wait"] for r in ours)

@@ -114,7 +114,7 @@ class BufferStream(torch.utils.data.IterableDataset):
                     # The random crop of sample g depends on (seed, g) alone, not on which worker or rank
                     # draws it: runs agree across worker counts, DDP and resumes.
                     # Only the CPU generator is seeded: the transforms draw from it alone, and torch.manual_seed
-                    # would also queue a lazy CUDA seeding, with a formatted stack, per sample (~10% of it).
+                    # would also queue a lazy CUDA seeding, with a formatted stack, per sample (~40% of its data CPU).
                     if info is not None:  # a DataLoader worker only makes data: its global RNG is ours
                         torch.default_generator.manual_seed(self.seed * 1_000_003 + g)
                         pixels = self.preprocess(image)

@@ -20,7 +20,7 @@ _B32_PAIRS = [a + b for a in "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567" for b in "ABCDEF
 
 
 def _sha1_b32(data: bytes) -> str:
-    """base64.b32encode of the SHA-1, ten bits at a time (the stdlib's pure-Python loop was ~8% of
+    """base64.b32encode of the SHA-1, ten bits at a time (the stdlib's pure-Python loop was ~5% of
     generation). 160 bits make 32 characters and no padding."""
     n = int.from_bytes(hashlib.sha1(data).digest(), "big")
     return "sha1:" + "".join([_B32_PAIRS[(n >> shift) & 1023] for shift in range(150, -1, -10)])
