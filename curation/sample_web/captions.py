@@ -60,30 +60,33 @@ def make_captions(rng: np.random.Generator, concept: np.ndarray, color: np.ndarr
     huge = rng.random(n) < 0.001
     numbers = rng.integers(1000, 99999, size=n)
     stuffing = rng.integers(len(STUFFING_WORDS), size=(n, 8))
-    mentions_color = np.zeros(n)
-    mentions_scene = np.zeros(n)
-    weight = np.zeros(n)
+    # Plain lists and per-word lookups: this loop runs once per pair.
+    concept_l, color_l, scene_l = concept.tolist(), color.tolist(), scene.tolist()
+    style_l, covid_style_l, foreign_l = style.tolist(), covid_style.tolist(), foreign_style.tolist()
+    boiler_l, huge_l, numbers_l, covid_l = boiler.tolist(), huge.tolist(), numbers.tolist(), covid.tolist()
+    mentions_color, mentions_scene, weight = [0.0] * n, [0.0] * n, [0.0] * n
     texts = []
     for i in range(n):
-        spec = ALL_CONCEPTS[concept[i]]
+        spec = ALL_CONCEPTS[concept_l[i]]
         lang = language[i]
-        color_word, scene_phrase = COLORS[color[i]][0], SCENES[scene[i]]
-        if boiler[i]:
-            texts.append(BOILERPLATE[numbers[i] % len(BOILERPLATE)].format(n=numbers[i]))
+        color_word, scene_phrase = COLORS[color_l[i]][0], SCENES[scene_l[i]]
+        if boiler_l[i]:
+            texts.append(BOILERPLATE[numbers_l[i] % len(BOILERPLATE)].format(n=numbers_l[i]))
             continue
         if lang != "en":
             tr = TRANSLATIONS[lang]
-            tpl = tr["templates"][foreign_style[i] % len(tr["templates"])]
-            texts.append(tpl.format(color=tr["colors"][color[i]], scene=tr["scenes"][scene[i]], concept=spec.phrase))
+            tpl = tr["templates"][foreign_l[i] % len(tr["templates"])]
+            texts.append(tpl.format(color=tr["colors"][color_l[i]], scene=tr["scenes"][scene_l[i]],
+                                    concept=spec.phrase))
             mentions_color[i], mentions_scene[i], weight[i] = 0.5, 0.5, CONCEPT_WEIGHT[lang]
             continue
         weight[i] = 1.0
         if spec.kind == "off_sense":
-            tpl = spec.phrases[foreign_style[i] % len(spec.phrases)]
-            mentions_color[i], mentions_scene[i] = ("{color}" in tpl), ("{scene}" in tpl)
+            tpl = spec.phrases[foreign_l[i] % len(spec.phrases)]
+            mentions_color[i], mentions_scene[i] = float("{color}" in tpl), float("{scene}" in tpl)
             text = tpl.format(color=color_word, scene=scene_phrase)
         else:
-            tpl, mc, ms = COVID_STYLES[covid_style[i]] if covid[i] else ENGLISH_STYLES[style[i]]
+            tpl, mc, ms = COVID_STYLES[covid_style_l[i]] if covid_l[i] else ENGLISH_STYLES[style_l[i]]
             mentions_color[i], mentions_scene[i] = mc, ms
             phrase = spec.phrase
             text = tpl.format(
@@ -92,8 +95,9 @@ def make_captions(rng: np.random.Generator, concept: np.ndarray, color: np.ndarr
                 color=color_word, Color=color_word.capitalize(), concept=phrase,
                 Concept=phrase[:1].upper() + phrase[1:], scene=scene_phrase, site=site_names[i],
                 tag=phrase.replace(" ", "").replace("-", "").lower())
-        if huge[i]:
+        if huge_l[i]:
             words = " ".join(STUFFING_WORDS[j] for j in stuffing[i])
             text = text + " " + " ".join(f"{spec.phrase} {words}" for _ in range(40))
         texts.append(text)
+    mentions_color, mentions_scene, weight = (np.array(x, np.float64) for x in (mentions_color, mentions_scene, weight))
     return CaptionBatch(texts, mentions_color, mentions_scene, weight, boiler, covid.astype(bool), huge)

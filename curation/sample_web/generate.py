@@ -20,12 +20,14 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+from threadpoolctl import threadpool_limits
 
 from . import html as H
 from .captions import make_captions
 from .images import (FAIL_NOT_FOUND, FAIL_NOT_IMAGE, FAIL_OK, FAIL_SLOW, FAIL_TOO_LARGE, FAILURES, FORMATS,
-                     TOO_LARGE_SIZE, ImageKey, ImageToken, TemplateStore, encode_token, key_layout)
-from .refclip import ImageEmbeddingCache, ReferenceClip
+                     TOO_LARGE_SIZE, ImageKey, ImageToken, TemplateStore, encode_tokens, image_sha256, key_layout)
+from .npzfile import write_npz
+from .refclip import ImageEmbeddingCache, ReferenceClip, image_key_code, image_key_fields
 from .vocabulary import (ALL_CONCEPTS, CDN_HOSTS, COLORS, COVID_START, FLICKR_DECOY_HOSTS, FLICKR_HOST_FARMS,
                          FLICKR_HOST_LIVE, LANGUAGES, SCENES, SITE_WORDS_A, SITE_WORDS_B, TLD_BY_LANGUAGE)
 from ..localfs import swap_into_place
@@ -55,6 +57,7 @@ class Sites:
     charset: list[str]       # "" = undeclared
     scheme: list[str]
     by_language: list[np.ndarray]
+    title: list[str]         # the site's name as captions quote it ("Photoworld")
 
     @staticmethod
     def build(cfg: SampleWebConfig) -> "Sites":
@@ -73,7 +76,8 @@ class Sites:
             charsets.append(cs[(k[i] >> 4) % len(cs)])
             schemes.append("https" if (k[i] >> 8) % 5 < 2 else "http")
         by_language = [np.nonzero(language == li)[0] for li in range(len(LANGUAGES))]
-        return Sites(domains, language, charsets, schemes, by_language)
+        titles = [d.split(".")[0].rstrip("0123456789").title() for d in domains]
+        return Sites(domains, language, charsets, schemes, by_language, titles)
 
 
 # ====================================================================== helpers
@@ -90,9 +94,9 @@ def _slug(text: str) -> str:
     return "-".join(_SLUG_WORD.findall(text[:80].lower())[:4]) or "image"
 
 
-def image_url(host_kind: int, token: ImageToken, slug: str, year: int, month: int, site_domain: str,
+def image_url(host_kind: int, tok: str, ext: str, slug: str, year: int, month: int, site_domain: str,
               pick: int) -> str:
-    tok, ext = token.hex, FORMATS[token.key.fmt]
+    """The URL of a pool image; `tok` is its token (hex), `ext` its format's file extension."""
     if host_kind == 0:  # Flickr
         host = FLICKR_HOST_LIVE if year >= 2017 else FLICKR_HOST_FARMS[pick % len(FLICKR_HOST_FARMS)]
         return f"http://{host}/{1000 + pick % 8000}/{tok}_{pick % 0xFFFFF:05x}_b.{ext}"
@@ -105,17 +109,33 @@ def image_url(host_kind: int, token: ImageToken, slug: str, year: int, month: in
     return f"http://{host}/flickr/photos/{slug}-{tok}.{ext}"
 
 
-def _face_boxes(rng: np.random.Generator, has_faces: np.ndarray) -> list:
-    out = []
-    counts = np.where(has_faces, rng.integers(1, 3, size=len(has_faces)), 0)
-    raw = rng.random((len(has_faces), 2, 4))
-    for i, c in enumerate(counts):
-        boxes = []
-        for j in range(c):
-            x, y, w, h = raw[i, j, 0] * 0.6, raw[i, j, 1] * 0.6, 0.1 + raw[i, j, 2] * 0.25, 0.1 + raw[i, j, 3] * 0.25
-            boxes.append([round(float(x), 4), round(float(y), 4), round(float(x + w), 4), round(float(y + h), 4)])
-        out.append(boxes)
-    return out
+def _face_boxes(rng: np.random.Generator, has_faces: np.ndarray) -> pa.ListArray:
+    """DataComp's face_bboxes: per image a list of [x0, y0, x1, y1] boxes (relative, 4 decimals)."""
+    n = len(has_faces)
+    counts = np.where(has_faces, rng.integers(1, 3, size=n), 0)
+    raw = rng.random((n, 2, 4))
+    corner = raw[:, :, :2] * 0.6
+    far = corner + (0.1 + raw[:, :, 2:] * 0.25)
+    boxes = np.concatenate([corner, far], axis=2).round(4)[np.arange(2)[None, :] < counts[:, None]]  # (sum(counts), 4)
+    inner = pa.ListArray.from_arrays(pa.array(np.arange(0, boxes.size + 1, 4, dtype=np.int32)), pa.array(boxes.ravel()))
+    offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int32)
+    return pa.ListArray.from_arrays(pa.array(offsets), inner)
+
+
+WHITESPACE_NOISE_P = 0.08  # share of sightings whose alt carries extra whitespace (the extractor normalises it)
+
+
+def _by_year(share: dict[int, float], years: tuple[int, ...]) -> np.ndarray:
+    """A {year: value} table as an array indexed by year - years[0] (0 for missing years)."""
+    return np.array([share.get(y, 0.0) for y in range(years[0], years[-1] + 1)])
+
+
+def _take(values: list, index: np.ndarray) -> pa.Array:
+    """values[i] for each i in index, as an Arrow array (no per-row Python objects)."""
+    return pa.array(values).take(pa.array(index))
+
+
+CONCEPT_HAS_FACES = np.array([c.faces for c in ALL_CONCEPTS])
 
 
 def _whitespace_noise(rng_val: float, text: str) -> str:
@@ -125,7 +145,7 @@ def _whitespace_noise(rng_val: float, text: str) -> str:
         return text.replace(" ", "\n  ", 1)
     if rng_val < 0.06:
         return text.replace(" ", " \t ", 1)
-    if rng_val < 0.08:
+    if rng_val < WHITESPACE_NOISE_P:
         return text.replace(" ", "   ")
     return text
 
@@ -166,7 +186,8 @@ class Generator:
         self.refclip = ReferenceClip()
         self.image_embeddings = ImageEmbeddingCache(self.refclip)
         self.templates = TemplateStore(keep_bytes=False)
-        self.layout_cache: dict = {}
+        self.layout_cache: dict = {}      # picture key code -> (fmt, width, height)
+        self.template_states: dict = {}   # template id (key code; -1 = the too-large one) -> sha256 state
         self.snapshots = cfg.snapshots
         self.covid_first_snapshot = min(
             s.index for s in self.snapshots
@@ -213,6 +234,32 @@ class Generator:
     def close(self) -> None:
         for s in sorted(self.writers):
             self._close_writer(s)
+
+    # ------------------------------------------------------------ pictures
+    def _layouts(self, code: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(fmt, width, height) per picture key code, each key's layout worked out once per world."""
+        uniq, inverse = np.unique(code, return_inverse=True)
+        rows = []
+        for k in uniq.tolist():
+            lay = self.layout_cache.get(k)
+            if lay is None:
+                lay = self.layout_cache[k] = key_layout(*image_key_fields(k))
+            rows.append(lay)
+        table = np.array(rows, np.int64).reshape(-1, 3)[inverse]
+        return table[:, 0].copy(), table[:, 1].copy(), table[:, 2].copy()
+
+    def _image_sha256(self, template_id, token_hex, concept, look_year, color, scene, fmt, width, height,
+                      failure) -> list[str]:
+        """Each served image's sha256: its template's hash state (one per template) plus its trailer."""
+        uniq, first = np.unique(template_id, return_index=True)
+        states = self.template_states
+        for t, i in zip(uniq.tolist(), first.tolist()):
+            if t in states:
+                continue
+            tok = ImageToken(ImageKey(int(concept[i]), int(look_year[i]), int(color[i]), int(scene[i]), int(fmt[i]),
+                                      int(width[i]), int(height[i])), int(failure[i]), 0)
+            states[t] = self.templates.hash_state(tok)
+        return [image_sha256(states[t], h) for t, h in zip(template_id.tolist(), token_hex)]
 
     # ------------------------------------------------------------ one chunk
     def chunk(self, c: int) -> None:
@@ -263,24 +310,14 @@ class Generator:
 
         language = [LANGUAGES[i][0] for i in lang_idx]
         is_en = lang_idx == 0
-        covid_p = np.array([COVID_RATE.get(int(y), 0.0) for y in year])
+        covid_p = _by_year(COVID_RATE, cfg.years)[year - cfg.years[0]]
         covid_concept = np.array([ALL_CONCEPTS[k].key in COVID_CONCEPTS for k in concept])
         covid = is_en & (s0 >= self.covid_first_snapshot) & (covid_draw < np.where(covid_concept, 0.5, covid_p))
-        fmt = np.empty(n, np.int64)
-        width = np.empty(n, np.int64)
-        height = np.empty(n, np.int64)
-        for i in range(n):
-            lk = (int(concept[i]), int(look_year[i]), int(color[i]), int(scene[i]))
-            lay = self.layout_cache.get(lk)
-            if lay is None:
-                lay = self.layout_cache[lk] = key_layout(*lk)
-            fmt[i], width[i], height[i] = lay
+        code = image_key_code(concept, look_year, color, scene)
+        fmt, width, height = self._layouts(code)
         big = failure == FAIL_TOO_LARGE
         fmt[big], width[big], height[big] = 1, TOO_LARGE_SIZE[0], TOO_LARGE_SIZE[1]
-
-        tokens = [ImageToken(ImageKey(int(concept[i]), int(look_year[i]), int(color[i]), int(scene[i]),
-                                      int(fmt[i]), int(width[i]), int(height[i])), int(failure[i]), int(serial[i]))
-                  for i in range(n)]
+        token_hex = encode_tokens(concept, look_year, color, scene, fmt, failure, width, height, serial)
 
         # --- where each pair lives
         home_site = np.empty(n, np.int64)
@@ -288,23 +325,22 @@ class Generator:
             sel = np.nonzero(lang_idx == li)[0]
             pool = self.sites.by_language[li]
             home_site[sel] = pool[rng.integers(len(pool), size=len(sel))]
-        flickr_p = np.array([FLICKR_SHARE[int(y)] for y in year])
+        flickr_p = _by_year(FLICKR_SHARE, cfg.years)[year - cfg.years[0]]
         r = rng.random(n)
         host_kind = np.where(r < flickr_p, 0, np.where(r < flickr_p + 0.005, 3, np.where(r < 0.7, 1, 2)))
         pick = rng.integers(1 << 30, size=n)
         month = rng.integers(1, 13, size=n)
 
         # --- captions and URLs
-        site_titles = [self.sites.domain[s].split(".")[0].rstrip("0123456789").title() for s in home_site]
+        site_titles = [self.sites.title[s] for s in home_site.tolist()]
         caps = make_captions(rng, concept, color, scene, language, covid, site_titles)
         raw_texts = caps.text
-        urls = [""] * n
-        for i in range(n):
-            if same_url[i]:
-                urls[i] = urls[image_src[i]]
-            else:
-                urls[i] = image_url(int(host_kind[i]), tokens[i], _slug(raw_texts[i]), int(year[i]), int(month[i]),
-                                    self.sites.domain[home_site[i]], int(pick[i]))
+        domains = self.sites.domain
+        urls = [image_url(h, tok, FORMATS[f], _slug(t), y, m, domains[site], p) for h, tok, f, t, y, m, site, p in
+                zip(host_kind.tolist(), token_hex, fmt.tolist(), raw_texts, year.tolist(), month.tolist(),
+                    home_site.tolist(), pick.tolist())]
+        for i in np.flatnonzero(same_url).tolist():
+            urls[i] = urls[image_src[i]]
         # (url, text) must be unique in the pool; rare collisions get a distinguishing suffix.
         texts, taken = [], set()
         for i in range(n):
@@ -315,7 +351,8 @@ class Generator:
             taken.add((urls[i], text))
             texts.append(text)
         uids = [make_uid(u, t) for u, t in zip(urls, texts)]
-        sha = [self.templates.sha256(t) for t in tokens]
+        sha = self._image_sha256(np.where(big, -1, code), token_hex, concept, look_year, color, scene, fmt, width,
+                                 height, failure)
 
         # --- reference-CLIP embeddings and scores
         emb = self.image_embeddings.lookup(concept, look_year, color, scene)
@@ -324,7 +361,7 @@ class Generator:
                                            caps.concept_weight, caps.boilerplate, caps.covid, rng)
         emb.update(self.refclip.embed_all(txt_lat, "txt"))
         score = self.refclip.latent_similarity(img_lat, txt_lat)
-        faces = _face_boxes(rng, np.array([ALL_CONCEPTS[k].faces for k in concept]) & (rng.random(n) < 0.8))
+        faces = _face_boxes(rng, CONCEPT_HAS_FACES[concept] & (rng.random(n) < 0.8))
 
         # --- sightings: first at s0, then recrawls later (geometric gaps), sometimes on a second page
         extra = np.minimum(rng.geometric(0.45, size=n) - 1, 6)
@@ -349,43 +386,21 @@ class Generator:
             site[k] = pool[rng.integers(len(pool))]
         presentation = rng.choice(len(H.PRESENTATION_P), size=len(pair_of), p=H.PRESENTATION_P)
         alt_noise = rng.random(len(pair_of))
-        order = np.lexsort((rng.random(len(pair_of)), site, snap))
         self.stats["sightings"] += len(pair_of)
-
+        sight_pair, sight_snap, sight_time = self._write_pages(rng, c, pair_of, snap, site, presentation, alt_noise,
+                                                               [H.attr(u) for u in urls],
+                                                               [H.attr(t) for t in raw_texts], texts)
+        # What the extractor can recover: sightings whose record is intact (time >= 0).
+        vis = sight_time >= 0
+        vp, vt, vs = sight_pair[vis], sight_time[vis], sight_snap[vis]
         seen_min = np.full(n, np.iinfo(np.int64).max)
+        np.minimum.at(seen_min, vp, vt)
         seen_max = np.full(n, np.iinfo(np.int64).min)
-        seen_snaps = [set() for _ in range(n)]
-        n_sightings = np.zeros(n, np.int64)
-
-        esc_urls = [H.attr(u) for u in urls]
-        esc_alts = [H.attr(t) for t in raw_texts]
-
-        # --- pages: runs of (snapshot, site), cut into pages of 4-12 images
-        pos = 0
-        total = len(order)
-        page_no = 0
-        while pos < total:
-            s_idx, site_idx = snap[order[pos]], site[order[pos]]
-            end = pos
-            while end < total and snap[order[end]] == s_idx and site[order[end]] == site_idx:
-                end += 1
-            while pos < end:
-                size = int(rng.integers(4, 13))
-                members = order[pos:min(end, pos + size)]
-                pos += len(members)
-                crawl = self.snapshots[s_idx].start + dt.timedelta(
-                    seconds=int(rng.integers(0, CRAWL_DAYS * 86400)))
-                visible = self._write_page(rng, c, page_no, int(s_idx), int(site_idx), crawl, members, pair_of,
-                                           presentation, alt_noise, esc_urls, esc_alts, texts)
-                page_no += 1
-                if visible:
-                    ts = int(crawl.timestamp())
-                    for k in members:
-                        p = pair_of[k]
-                        seen_min[p] = min(seen_min[p], ts)
-                        seen_max[p] = max(seen_max[p], ts)
-                        seen_snaps[p].add(int(s_idx))
-                        n_sightings[p] += 1
+        np.maximum.at(seen_max, vp, vt)
+        first_snap = np.full(n, n_snap)
+        np.minimum.at(first_snap, vp, vs)
+        n_sightings = np.bincount(vp, minlength=n)
+        n_snapshots_seen = np.bincount(np.unique(vp * n_snap + vs) // n_snap, minlength=n)
         for s in range(n_snap):
             self._write_noise(rng, c, s)
 
@@ -399,101 +414,131 @@ class Generator:
         }, schema=METADATA_SCHEMA)
         _write_parquet(meta, self.root / "metadata" / f"{shard}.parquet")
         with open(self.root / "metadata" / f"{shard}.npz", "wb") as fh:
-            np.savez(fh, **dict(sorted(emb.items())))
+            write_npz(fh, dict(sorted(emb.items())))
 
         seen = seen_min != np.iinfo(np.int64).max
         to_ts = lambda a: pa.array(np.where(seen, a, 0).astype("datetime64[s]"), pa.timestamp("s", tz="UTC"),
                                    mask=~seen)
-        snap_ids = [self.snapshots[min(seen_snaps[i])].snapshot_id if seen[i] else None for i in range(n)]
+        snap_names = [s.snapshot_id for s in self.snapshots] + [None]
+        snap_ids = [snap_names[k] for k in first_snap.tolist()]
         truth = pa.table({
             "uid": uids, "url": urls, "text": texts,
             "first_seen_time": to_ts(seen_min), "first_seen_snapshot": snap_ids, "last_seen_time": to_ts(seen_max),
-            "n_snapshots_seen": np.array([len(x) for x in seen_snaps], np.int32),
+            "n_snapshots_seen": n_snapshots_seen.astype(np.int32),
             "n_sightings": n_sightings.astype(np.int32), "birth_year": year.astype(np.int32),
-            "concept_key": [ALL_CONCEPTS[k].key for k in concept],
-            "concept_kind": [ALL_CONCEPTS[k].kind for k in concept],
-            "concept_wnid": [ALL_CONCEPTS[k].wnid for k in concept],
-            "lemma_wnid": [ALL_CONCEPTS[k].lemma_wnid for k in concept],
+            "concept_key": _take([c.key for c in ALL_CONCEPTS], concept),
+            "concept_kind": _take([c.kind for c in ALL_CONCEPTS], concept),
+            "concept_wnid": _take([c.wnid for c in ALL_CONCEPTS], concept),
+            "lemma_wnid": _take([c.lemma_wnid for c in ALL_CONCEPTS], concept),
             "caption_names_concept": [ALL_CONCEPTS[k].phrase.lower() in t.lower() for k, t in zip(concept, texts)],
-            "look_year": look_year.astype(np.int32), "color": [COLORS[k][0] for k in color],
-            "scene": [SCENES[k] for k in scene], "language": language,
+            "look_year": look_year.astype(np.int32), "color": _take([c[0] for c in COLORS], color),
+            "scene": _take(list(SCENES), scene), "language": language,
             "is_covid": ["covid" in t.lower() for t in texts], "is_flickr": host_kind == 0,
-            "is_boilerplate": caps.boilerplate, "download_status": [FAILURES[f] for f in failure],
-            "image_token": [t.hex for t in tokens], "duplicate_of_image": dup_image,
+            "is_boilerplate": caps.boilerplate, "download_status": _take(list(FAILURES), failure),
+            "image_token": token_hex, "duplicate_of_image": dup_image,
         }, schema=TRUTH_SCHEMA)
         _write_parquet(truth, self.root / "truth" / f"{shard}.parquet")
         self.stats["pairs"] += n
         self.stats["unseen_pairs"] += int((~seen).sum())
 
-    # ------------------------------------------------------------ one page
-    def _write_page(self, rng, c, page_no, s_idx, site_idx, crawl, members, pair_of, presentation, alt_noise,
-                    esc_urls, esc_alts, texts) -> bool:
-        """Write one HTML page's request+response; False if its record was damaged (invisible)."""
-        snap = self.snapshots[s_idx]
-        domain = self.sites.domain[site_idx]
-        scheme = self.sites.scheme[site_idx]
-        charset = self.sites.charset[site_idx]
-        lang = LANGUAGES[self.sites.language[site_idx]][0]
-        page_url = f"{scheme}://www.{domain}/{crawl.year}/{crawl.month:02d}/post-{c}-{page_no}.html"
-        is_http = scheme == "http"
-        base = f"http://static.{domain}/" if rng.random() < 0.3 else None
-        blocks = []
-        for k in members:
-            p = pair_of[k]
-            alt = _whitespace_noise(alt_noise[k], esc_alts[p])
-            blocks.append(H.image_tag(int(presentation[k]), esc_urls[p], alt, is_http, base))
-        blocks.extend(self._extras(rng, members, pair_of, esc_urls, texts, domain))
-        order = rng.permutation(len(blocks))
-        blocks = [blocks[i] for i in order]
-        # Pages with no declared charset carry pool images only in UTF-8 (reliably sniffable).
-        encoding = charset or "utf-8"
-        where = int(rng.integers(3)) if charset else -1  # 0 header+meta, 1 header only, 2 meta only
-        meta = H.charset_meta(charset, int(rng.integers(2))) if where in (0, 2) else None
-        body = H.page_html(f"{domain} - post {page_no}", lang, meta, base, blocks, FILLER)
-        payload = body.encode(encoding, errors="xmlcharrefreplace")
-        ctype = f"text/html; charset={charset}" if where in (0, 1) else "text/html"
-        damaged = rng.random() < self.cfg.corrupt_record_rate
-        self.writer(s_idx).exchange(page_url, crawl, f"10.{site_idx % 250}.{(site_idx >> 8) % 250}.7", 200, "OK",
-                                    [("Date", http_date(crawl)),
-                                     ("Server", "nginx"), ("Content-Type", ctype),
-                                     ("X-Crawler-Content-Encoding", "gzip")],
-                                    payload, USER_AGENT, truncate_response_at=0.6 if damaged else None)
-        self.stats["pages"] += 1
-        if damaged:
-            self.stats["corrupt_members"] += 1
-        return not damaged
+    # ------------------------------------------------------------ pages
+    def _write_pages(self, rng, c, pair_of, snap, site, presentation, alt_noise, esc_urls, esc_alts, texts):
+        """Write the chunk's pages: runs of (snapshot, site) cut into pages of 4-12 images.
 
-    def _extras(self, rng, members, pair_of, urls, texts, domain) -> list[str]:
-        """Images that are not in the pool: icons, pixels, bad srcs, alt variants, web-only pairs."""
-        out = []
-        for _ in range(int(rng.poisson(1.5))):
-            kind = int(rng.integers(9))
-            n = int(rng.integers(1 << 30))
-            if kind == 0:
-                out.append(f'<img src="http://static.{domain}/theme/icon-{n % 40}.png" alt="">')
-            elif kind == 1:
-                out.append(f'<img src="http://static.{domain}/theme/logo.svg">')
-            elif kind == 2:
-                out.append(f'<img src="http://pixel.adsrv{n % 9}.com/t.gif?id={n}&amp;ref=sample" '
-                           f'width="1" height="1" alt="">')
-            elif kind == 3:
-                out.append('<img src="data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42'
-                           'mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg==" alt="inline dot image">')
-            elif kind == 4:
-                out.append('<img src="javascript:void(0)" alt="open the gallery viewer">')
-            elif kind == 5:
-                out.append('<img src="" alt="image coming soon here">')
-            elif kind == 6:
-                bad = ("http://[2001:db8::1/broken.jpg", f"http://cdn.example.com:port{n % 10}/bad.jpg")[n % 2]
-                out.append(f'<img src="{bad}" alt="broken link picture here">')
-            elif kind == 7 and len(members):
-                p = pair_of[members[n % len(members)]]
-                out.append(f'<img src="{urls[p]}" alt="{H.attr("Image: " + texts[p])}">')
+        Returns each sighting's pair, snapshot and crawl time (epoch seconds; -1 where the page's
+        record is damaged, so the extractor cannot see it). Every random draw is made up front,
+        one array per purpose, so the per-page loop only formats.
+        """
+        n_sight = len(pair_of)
+        order = np.lexsort((rng.random(n_sight), site, snap))
+        o_pair, o_snap, o_site = pair_of[order], snap[order], site[order]
+        cut = np.flatnonzero((o_snap[1:] != o_snap[:-1]) | (o_site[1:] != o_site[:-1])) + 1
+        bounds = np.concatenate([[0], cut, [n_sight]]).tolist()
+        sizes = rng.integers(4, 13, size=n_sight // 4 + len(bounds)).tolist()
+        starts, k = [], 0
+        for run_start, run_end in zip(bounds[:-1], bounds[1:]):
+            while run_start < run_end:
+                starts.append(run_start)
+                run_start += sizes[k]
+                k += 1
+        starts.append(n_sight)
+        n_pages = len(starts) - 1
+        crawl_offset = rng.integers(0, CRAWL_DAYS * 86400, size=n_pages).tolist()
+        has_base = (rng.random(n_pages) < 0.3).tolist()
+        charset_where = rng.integers(3, size=n_pages).tolist()  # 0 header+meta, 1 header only, 2 meta only
+        meta_style = rng.integers(2, size=n_pages).tolist()
+        damaged = (rng.random(n_pages) < self.cfg.corrupt_record_rate).tolist()
+        extra_from = np.concatenate([[0], np.cumsum(rng.poisson(1.5, size=n_pages))]).tolist()
+        extra_kind = rng.integers(9, size=extra_from[-1]).tolist()
+        extra_n = rng.integers(1 << 30, size=extra_from[-1]).tolist()
+        extra_slot = rng.random(extra_from[-1]).tolist()
+
+        pairs_l, snaps_l, sites_l = o_pair.tolist(), o_snap.tolist(), o_site.tolist()
+        pres_l, noise_l = presentation[order].tolist(), alt_noise[order].tolist()
+        snap_start = [int(s.start.timestamp()) for s in self.snapshots]
+        utc = dt.timezone.utc
+        sight_time = np.full(n_sight, -1, np.int64)
+        for g in range(n_pages):
+            first, stop = starts[g], starts[g + 1]
+            s_idx, site_idx = snaps_l[first], sites_l[first]
+            ts = snap_start[s_idx] + crawl_offset[g]
+            crawl = dt.datetime.fromtimestamp(ts, utc)
+            domain = self.sites.domain[site_idx]
+            scheme = self.sites.scheme[site_idx]
+            charset = self.sites.charset[site_idx]
+            base = f"http://static.{domain}/" if has_base[g] else None
+            is_http = scheme == "http"
+            # Most images are a plain <img> with a clean alt (written inline: this runs per sighting).
+            blocks = [f'<img src="{esc_urls[p]}" alt="{esc_alts[p]}">' if kind == H.PLAIN and noise >= WHITESPACE_NOISE_P
+                      else H.image_tag(kind, esc_urls[p], _whitespace_noise(noise, esc_alts[p]), is_http, base)
+                      for p, kind, noise in zip(pairs_l[first:stop], pres_l[first:stop], noise_l[first:stop])]
+            for e in range(extra_from[g], extra_from[g + 1]):
+                dup = pairs_l[first + extra_n[e] % (stop - first)]
+                blocks.insert(int(extra_slot[e] * (len(blocks) + 1)),
+                              self._extra(extra_kind[e], extra_n[e], domain, esc_urls[dup], texts[dup]))
+            # Pages with no declared charset carry pool images only in UTF-8 (reliably sniffable).
+            where = charset_where[g] if charset else -1
+            meta = H.charset_meta(charset, meta_style[g]) if where in (0, 2) else None
+            title = f"{domain} - post {g}"
+            body = H.page_html(title, LANGUAGES[self.sites.language[site_idx]][0], meta, base, blocks, FILLER)
+            payload = body.encode(charset or "utf-8", errors="xmlcharrefreplace")
+            ctype = f"text/html; charset={charset}" if where in (0, 1) else "text/html"
+            page_url = f"{scheme}://www.{domain}/{crawl.year}/{crawl.month:02d}/post-{c}-{g}.html"
+            self.writer(s_idx).exchange(page_url, crawl, f"10.{site_idx % 250}.{(site_idx >> 8) % 250}.7", 200, "OK",
+                                        [("Date", http_date(crawl)), ("Server", "nginx"), ("Content-Type", ctype),
+                                         ("X-Crawler-Content-Encoding", "gzip")],
+                                        payload, USER_AGENT, truncate_response_at=0.6 if damaged[g] else None)
+            if damaged[g]:
+                self.stats["corrupt_members"] += 1
             else:
-                out.append(f'<img src="http://cdn.webonly.example.net/x/{n:08x}.jpg" '
-                           f'alt="{H.attr("web only picture number " + str(n % 1000))}">')
-                self.stats["web_only_images"] += 1
-        return out
+                sight_time[first:stop] = ts
+        self.stats["pages"] += n_pages
+        return o_pair, o_snap, sight_time
+
+    def _extra(self, kind: int, n: int, domain: str, dup_url: str, dup_text: str) -> str:
+        """An image that is not in the pool: icons, pixels, bad srcs, alt variants, web-only pairs."""
+        if kind == 0:
+            return f'<img src="http://static.{domain}/theme/icon-{n % 40}.png" alt="">'
+        if kind == 1:
+            return f'<img src="http://static.{domain}/theme/logo.svg">'
+        if kind == 2:
+            return (f'<img src="http://pixel.adsrv{n % 9}.com/t.gif?id={n}&amp;ref=sample" '
+                    f'width="1" height="1" alt="">')
+        if kind == 3:
+            return ('<img src="data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42'
+                    'mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg==" alt="inline dot image">')
+        if kind == 4:
+            return '<img src="javascript:void(0)" alt="open the gallery viewer">'
+        if kind == 5:
+            return '<img src="" alt="image coming soon here">'
+        if kind == 6:
+            bad = ("http://[2001:db8::1/broken.jpg", f"http://cdn.example.com:port{n % 10}/bad.jpg")[n % 2]
+            return f'<img src="{bad}" alt="broken link picture here">'
+        if kind == 7:  # a pool image shown twice on one page, the second time with another alt
+            return f'<img src="{dup_url}" alt="{H.attr("Image: " + dup_text)}">'
+        self.stats["web_only_images"] += 1
+        return (f'<img src="http://cdn.webonly.example.net/x/{n:08x}.jpg" '
+                f'alt="{H.attr("web only picture number " + str(n % 1000))}">')
 
     def _write_noise(self, rng, c, s_idx) -> None:
         """Records the extractor must skip: non-HTML, non-200, dns:, metadata, undeclared cp1251."""
@@ -565,7 +610,7 @@ class Generator:
         emb = self.image_embeddings.lookup(concept, look, color, scene)
         emb.pop("latent")
         with open(self.root / "imagenet_like" / "embeddings.npz", "wb") as fh:
-            np.savez(fh, **emb, class_id=np.array(rows["class_id"], np.int64))
+            write_npz(fh, {**emb, "class_id": np.array(rows["class_id"], np.int64)})
 
 
 # ====================================================================== entry point
@@ -604,9 +649,12 @@ def generate(cfg: SampleWebConfig, progress: bool = True, log=print) -> dict:
         from tqdm import tqdm
 
         bar = tqdm(total=cfg.pairs, unit="pair", disable=not progress, file=sys.stderr, desc="sample web")
-        for c in range(cfg.n_chunks):
-            gen.chunk(c)
-            bar.update(min(cfg.shard_rows, cfg.pairs - c * cfg.shard_rows))
+        # One BLAS thread: the generator is a one-core process, and OpenBLAS's waiting threads spin
+        # (with two of them, ~25 us of CPU per pair went to spinning).
+        with threadpool_limits(limits=1, user_api="blas"):
+            for c in range(cfg.n_chunks):
+                gen.chunk(c)
+                bar.update(min(cfg.shard_rows, cfg.pairs - c * cfg.shard_rows))
         bar.close()
         gen.close()
         gen.imagenet_like()

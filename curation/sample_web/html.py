@@ -54,23 +54,26 @@ def image_tag(kind: int, url: str, alt: str | None, page_is_http: bool, base_pre
     return f'<img src="{url}"{alt_attr}>'
 
 
+_HEAD_END = '<meta name="viewport" content="width=device-width, initial-scale=1">\n</head>\n<body>\n'
+_PAGE_END = "</main>\n<footer><p>&copy; sample web</p></footer>\n</body>\n</html>\n"
+
+
 def page_html(title: str, lang: str, charset_meta: str | None, base_href: str | None,
               blocks: list[str], filler: str) -> str:
-    head = [f'<!DOCTYPE html>\n<html lang="{lang}">\n<head>\n']
-    if charset_meta:
-        head.append(charset_meta + "\n")
-    head.append(f"<title>{escape(title)}</title>\n")
-    if base_href:
-        head.append(f'<base href="{attr(base_href)}">\n')
-    head.append('<meta name="viewport" content="width=device-width, initial-scale=1">\n</head>\n<body>\n')
-    head.append(f"<header><h1>{escape(title)}</h1><nav><a href=\"/\">Home</a></nav></header>\n<main>\n")
-    body = []
+    title = escape(title)
+    parts = [f'<!DOCTYPE html>\n<html lang="{lang}">\n<head>\n',
+             f"{charset_meta}\n" if charset_meta else "",
+             f"<title>{title}</title>\n",
+             f'<base href="{attr(base_href)}">\n' if base_href else "",
+             _HEAD_END,
+             f"<header><h1>{title}</h1><nav><a href=\"/\">Home</a></nav></header>\n<main>\n"]
+    paragraph = f"<p>{filler}</p>\n"
     for i, block in enumerate(blocks):
-        body.append(f'<figure class="item-{i}">{block}</figure>\n')
+        parts.append(f'<figure class="item-{i}">{block}</figure>\n')
         if i % 3 == 1:
-            body.append(f"<p>{filler}</p>\n")
-    tail = "</main>\n<footer><p>&copy; sample web</p></footer>\n</body>\n</html>\n"
-    return "".join(head) + "".join(body) + tail
+            parts.append(paragraph)
+    parts.append(_PAGE_END)
+    return "".join(parts)
 
 
 def charset_meta(charset: str, style: int) -> str:

@@ -96,11 +96,14 @@ class ReferenceClip:
 
         The projection has orthonormal columns and the offsets are orthogonal to it and to
         each other, so |P z + o| = sqrt(1 + gap^2) for unit z: no per-row normalisation needed.
+        Offset and scale ride in the matrix (a constant-1 input column): one pass over the output.
         """
-        e = _unit(latent).astype(np.float32) @ self.proj[model].T
-        e += self.offset[model][modality]
-        e *= np.float32(1.0 / np.sqrt(1.0 + MODALITY_GAP[model] ** 2))
-        return e
+        scale = np.float32(1.0 / np.sqrt(1.0 + MODALITY_GAP[model] ** 2))
+        matrix = np.vstack([self.proj[model].T, self.offset[model][modality]]) * scale
+        z = np.empty((len(latent), LATENT_DIM + 1), np.float32)
+        z[:, :LATENT_DIM] = _unit(latent)
+        z[:, LATENT_DIM] = 1.0
+        return z @ matrix
 
     def embed_all(self, latent: np.ndarray, modality: str) -> dict[str, np.ndarray]:
         """{"l14_img": float16 (n, 768), "b32_img": ...} for one modality, as DataComp stores them."""
@@ -126,30 +129,40 @@ def image_key_code(concept, look_year, color, scene) -> np.ndarray:
             + np.asarray(color)) * 8 + np.asarray(scene)
 
 
+def image_key_fields(code):
+    """(concept, look_year, colour, scene) of an `image_key_code` (an int or an int64 array)."""
+    return code >> 12, ((code >> 6) & 63) + 2000, (code >> 3) & 7, code & 7
+
+
 class ImageEmbeddingCache:
     """Reference-CLIP image embeddings per picture key, computed once per key."""
 
     def __init__(self, clip: ReferenceClip):
         self.clip = clip
-        self.row: dict[int, int] = {}
+        self.codes = np.zeros(0, np.int64)  # known key codes, sorted
+        self.rows = np.zeros(0, np.int64)   # each known code's row in the tables
         self.tables = {f"{m}_img": np.zeros((0, d), np.float16) for m, d in EMBED_DIMS.items()}
         self.tables["latent"] = np.zeros((0, LATENT_DIM))
 
     def lookup(self, concept, look_year, color, scene) -> dict[str, np.ndarray]:
         """{"l14_img", "b32_img", "latent"} rows for each picture key."""
-        codes = image_key_code(concept, look_year, color, scene)
-        uniq, first = np.unique(codes, return_index=True)
-        new = [k for k, code in enumerate(uniq.tolist()) if code not in self.row]
-        if new:
-            idx = first[new]
-            lat = self.clip.image_latent(np.asarray(concept)[idx], np.asarray(look_year)[idx],
-                                         np.asarray(color)[idx], np.asarray(scene)[idx])
+        uniq, inverse = np.unique(image_key_code(concept, look_year, color, scene), return_inverse=True)
+        at = np.searchsorted(self.codes, uniq)
+        known = np.zeros(len(uniq), bool)
+        inside = at < len(self.codes)
+        known[inside] = self.codes[at[inside]] == uniq[inside]
+        new = uniq[~known]
+        if len(new):
+            lat = self.clip.image_latent(*image_key_fields(new))
             emb = self.clip.embed_all(lat, "img")
             emb["latent"] = lat
-            base = len(self.row)
-            for j, k in enumerate(new):
-                self.row[int(uniq[k])] = base + j
+            base = len(self.tables["latent"])
             for name in self.tables:
                 self.tables[name] = np.concatenate([self.tables[name], emb[name]])
-        rows = np.fromiter((self.row[c] for c in codes.tolist()), np.int64, len(codes))
+            codes = np.concatenate([self.codes, new])
+            rows = np.concatenate([self.rows, base + np.arange(len(new))])
+            order = np.argsort(codes, kind="stable")
+            self.codes, self.rows = codes[order], rows[order]
+            at = np.searchsorted(self.codes, uniq)
+        rows = self.rows[at][inverse]
         return {name: table[rows] for name, table in self.tables.items()}
