@@ -28,13 +28,14 @@ def dir_size(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
 
-def bench_generate(pairs: int, out: Path) -> dict:
+def bench_generate(pairs: int, out: Path, gzip_level: int = 1) -> dict:
     from curation.sample_web.generate import generate
     from curation.sample_web.world import SampleWebConfig
 
     shutil.rmtree(out, ignore_errors=True)
     cpu0, t0 = os.times(), time.perf_counter()
-    world = generate(SampleWebConfig(out=out, pairs=pairs, seed=1), progress=False, log=lambda *_: None)
+    world = generate(SampleWebConfig(out=out, pairs=pairs, seed=1, gzip_level=gzip_level), progress=False,
+                     log=lambda *_: None)
     wall = time.perf_counter() - t0
     cpu1 = os.times()
     cpu = (cpu1.user - cpu0.user) + (cpu1.system - cpu0.system)
@@ -78,14 +79,15 @@ def main() -> None:
     p.add_argument("--serve", type=int, default=0, help="also fetch this many images through the server")
     p.add_argument("--threads", type=int, default=32)
     p.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    p.add_argument("--gzip-level", type=int, default=1, help="WARC deflate level (the generator's --gzip-level)")
     p.add_argument("--keep", type=Path, help="keep the world here instead of a temp dir")
     args = p.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="bench-sample-web-"))
     out = args.keep or tmp / "world"
     try:
-        g = bench_generate(args.pairs, out)
+        g = bench_generate(args.pairs, out, args.gzip_level)
         steady_cpu = g["cpu_s"] - g["template_render_s"]
-        print(f"generation: {g['pairs']:,} pairs in {g['wall_s']:.1f} s wall, {g['cpu_s']:.1f} s CPU")
+        print(f"generation (gzip level {args.gzip_level}): {g['pairs']:,} pairs in {g['wall_s']:.1f} s wall, {g['cpu_s']:.1f} s CPU")
         print(f"  overall            : {g['pairs'] / g['wall_s']:,.0f} pairs/s, {g['pairs'] / g['cpu_s']:,.0f} pairs/s/core")
         print(f"  template rendering : {g['template_renders']:,} templates in {g['template_render_s']:.1f} s "
               f"(bounded: at most ~39k templates whatever --pairs is)")

@@ -38,6 +38,9 @@ def generate_parser() -> argparse.ArgumentParser:
                    help="ImageNet-like images per ImageNet concept (default 10)")
     p.add_argument("--warc-target-mb", type=_positive_int, default=64, help="rotate WARC files past this size")
     p.add_argument("--no-big-page", action="store_true", help="leave out the ~10 MB HTML page")
+    p.add_argument("--gzip-level", type=int, choices=range(4), default=1,
+                   help="ISA-L deflate level of the WARC records other than requests, which always use 0 "
+                        "(default 1; 0 compresses a page ~2x faster into ~25%% more bytes)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
 
@@ -87,7 +90,8 @@ def main(argv: list[str] | None = None) -> int:
         cfg = SampleWebConfig(out=args.out, pairs=args.pairs, seed=args.seed,
                               snapshots_per_year=args.snapshots_per_year, shard_rows=args.shard_rows,
                               imagenet_per_class=args.imagenet_per_class,
-                              warc_target_bytes=args.warc_target_mb << 20, big_page=not args.no_big_page)
+                              warc_target_bytes=args.warc_target_mb << 20, big_page=not args.no_big_page,
+                              gzip_level=args.gzip_level)
         generate(cfg, progress=not args.quiet)
     except (GenerationError, ValueError) as exc:
         print(f"tic-sample-web: error: {exc}", file=sys.stderr)

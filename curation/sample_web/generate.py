@@ -336,7 +336,8 @@ class Generator:
         caps = make_captions(rng, concept, color, scene, language, covid, site_titles)
         raw_texts = caps.text
         domains = self.sites.domain
-        urls = [image_url(h, tok, FORMATS[f], _slug(t), y, m, domains[site], p) for h, tok, f, t, y, m, site, p in
+        urls = [image_url(h, tok, FORMATS[f], _slug(t) if h else "", y, m, domains[site], p)  # Flickr URLs: no slug
+                for h, tok, f, t, y, m, site, p in
                 zip(host_kind.tolist(), token_hex, fmt.tolist(), raw_texts, year.tolist(), month.tolist(),
                     home_site.tolist(), pick.tolist())]
         for i in np.flatnonzero(same_url).tolist():

@@ -25,6 +25,7 @@ EMBED_DIMS = {"l14": 768, "b32": 512}
 MODALITY_GAP = {"l14": 1.15, "b32": 1.3}
 DRIFT_RAD_PER_YEAR = 0.06
 NOISE_TABLE = 8192
+EMBED_BLOCK_ROWS = 1024  # 1024 x 768 float32 = 3 MiB: stays in cache between the matmul and the cast
 
 
 def _unit(x: np.ndarray) -> np.ndarray:
@@ -92,22 +93,29 @@ class ReferenceClip:
 
     # ------------------------------------------------------------ embeddings
     def embed(self, latent: np.ndarray, model: str, modality: str) -> np.ndarray:
-        """Unit-norm float32 embeddings (n, EMBED_DIMS[model]).
+        """Unit-norm embeddings (n, EMBED_DIMS[model]) in float16, as DataComp stores them.
 
         The projection has orthonormal columns and the offsets are orthogonal to it and to
         each other, so |P z + o| = sqrt(1 + gap^2) for unit z: no per-row normalisation needed.
-        Offset and scale ride in the matrix (a constant-1 input column): one pass over the output.
+        Offset and scale ride in the matrix (a constant-1 input column), and rows go through in
+        cache-sized blocks, each cast to float16 while still in cache (half the cost of one big pass).
         """
         scale = np.float32(1.0 / np.sqrt(1.0 + MODALITY_GAP[model] ** 2))
         matrix = np.vstack([self.proj[model].T, self.offset[model][modality]]) * scale
         z = np.empty((len(latent), LATENT_DIM + 1), np.float32)
         z[:, :LATENT_DIM] = _unit(latent)
         z[:, LATENT_DIM] = 1.0
-        return z @ matrix
+        out = np.empty((len(latent), matrix.shape[1]), np.float16)
+        block = np.empty((EMBED_BLOCK_ROWS, matrix.shape[1]), np.float32)
+        for start in range(0, len(latent), EMBED_BLOCK_ROWS):
+            stop = min(start + EMBED_BLOCK_ROWS, len(latent))
+            np.matmul(z[start:stop], matrix, out=block[:stop - start])
+            out[start:stop] = block[:stop - start]
+        return out
 
     def embed_all(self, latent: np.ndarray, modality: str) -> dict[str, np.ndarray]:
         """{"l14_img": float16 (n, 768), "b32_img": ...} for one modality, as DataComp stores them."""
-        return {f"{m}_{modality}": self.embed(latent, m, modality).astype(np.float16) for m in EMBED_DIMS}
+        return {f"{m}_{modality}": self.embed(latent, m, modality) for m in EMBED_DIMS}
 
     @staticmethod
     def latent_similarity(img_latent: np.ndarray, txt_latent: np.ndarray) -> dict[str, np.ndarray]:

@@ -16,6 +16,9 @@ _DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
 
+# Request records (~700 bytes) go out at ISA-L's level 0: above it every member pays a fixed ~10 us
+# to build its Huffman tables, 4x the cost of compressing a request, for ~150 bytes saved.
+REQUEST_GZIP_LEVEL = 0
 _ID_STEP = 0x9E3779B97F4A7C15F39CC0605CEDC835  # odd, golden-ratio bits: consecutive ids share no pattern
 _ID_MASK = ~((0xF << 76) | (0x3 << 62)) & ((1 << 128) - 1)  # clear the version nibble and variant bits
 _ID_VERSION = (0x4 << 76) | (0x2 << 62)                    # version 4, RFC 4122 variant
@@ -60,19 +63,19 @@ class WarcWriter:
         h = f"{(self._id_base + self._counter * _ID_STEP) & _ID_MASK | _ID_VERSION:032x}"
         return f"<urn:uuid:{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}>"
 
-    def _gzip(self, data: bytes) -> bytes:
-        # wbits 31: a gzip wrapper with mtime 0 (deterministic). ISA-L's deflate is ~3x faster than
-        # zlib's level 1 on HTML, and every record is a gzip stream of its own.
-        return isal_zlib.compress(data, self._level, 31)
 
     def _record(self, headers: list[tuple[str, str]], block: bytes) -> bytes:
         head = "WARC/1.0\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers)
         head += f"Content-Length: {len(block)}\r\n\r\n"
         return head.encode("utf-8") + block + b"\r\n\r\n"
 
-    def write_member(self, record: bytes, truncate_at: float | None = None) -> int:
-        """Append one gzip member; `truncate_at` (0..1) cuts it short to simulate damage."""
-        member = self._gzip(record)
+    def write_member(self, record: bytes, truncate_at: float | None = None, level: int | None = None) -> int:
+        """Append one gzip member; `truncate_at` (0..1) cuts it short to simulate damage.
+
+        wbits 31: a gzip wrapper with mtime 0 (deterministic). ISA-L's deflate is ~3x faster than
+        zlib's level 1 on HTML, and every record is a gzip stream of its own.
+        """
+        member = isal_zlib.compress(record, self._level if level is None else level, 31)
         if truncate_at is not None:
             member = member[: max(10, int(len(member) * truncate_at))]
         offset = self._fh.tell()
@@ -121,7 +124,7 @@ class WarcWriter:
             f"WARC/1.0\r\nWARC-Type: request\r\nWARC-Date: {date_s}\r\nWARC-Record-ID: {req_id}\r\n"
             f"Content-Type: application/http; msgtype=request\r\nWARC-Warcinfo-ID: {self.warcinfo_id}\r\n"
             f"WARC-IP-Address: {ip}\r\nWARC-Target-URI: {url}\r\nContent-Length: {len(request)}\r\n\r\n"
-            .encode() + request + b"\r\n\r\n")
+            .encode() + request + b"\r\n\r\n", level=REQUEST_GZIP_LEVEL)
         http_head = f"HTTP/1.1 {status} {reason}\r\n" + "".join(f"{k}: {v}\r\n" for k, v in http_headers)
         http_head += f"Content-Length: {len(body)}\r\n\r\n"
         block = http_head.encode("latin-1") + body
