@@ -14,6 +14,8 @@ Image embeddings are a function of the picture only (pairs sharing pixels share 
 """
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from .vocabulary import ALL_CONCEPTS, COLORS, SCENES
@@ -26,6 +28,25 @@ MODALITY_GAP = {"l14": 1.15, "b32": 1.3}
 DRIFT_RAD_PER_YEAR = 0.06
 NOISE_TABLE = 8192
 EMBED_BLOCK_ROWS = 1024  # 1024 x 768 float32 = 3 MiB: stays in cache between the matmul and the cast
+
+
+def _to_float16(src: np.ndarray, dst: np.ndarray) -> None:
+    """dst[...] = src (float32 -> float16, round to nearest even). OpenCV's F16C conversion gives
+    the same bits ~15x faster than numpy's scalar cast, which was ~6 us a pair; numpy otherwise."""
+    convert = _fp16_converter()
+    if convert is None:
+        dst[...] = src
+    else:
+        convert(src, dst.view(np.int16))
+
+
+@functools.lru_cache(maxsize=1)
+def _fp16_converter():
+    try:
+        import cv2
+    except ImportError:
+        return None
+    return getattr(cv2, "convertFp16", None)
 
 
 def _unit(x: np.ndarray) -> np.ndarray:
@@ -110,7 +131,7 @@ class ReferenceClip:
         for start in range(0, len(latent), EMBED_BLOCK_ROWS):
             stop = min(start + EMBED_BLOCK_ROWS, len(latent))
             np.matmul(z[start:stop], matrix, out=block[:stop - start])
-            out[start:stop] = block[:stop - start]
+            _to_float16(block[:stop - start], out[start:stop])
         return out
 
     def embed_all(self, latent: np.ndarray, modality: str) -> dict[str, np.ndarray]:
