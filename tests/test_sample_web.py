@@ -379,3 +379,50 @@ def test_image_server_starts_and_stops_cleanly_with_workers():
     assert urllib.request.urlopen(server.base + "/healthz", timeout=10).read() == b"ok\n"
     assert server.stop() in (0, -15)
     assert server.proc.poll() is not None
+
+
+# ---------------------------------------------------------------- the generator's bulk helpers
+
+def test_bulk_token_encoding_matches_the_one_by_one_encoder():
+    from curation.sample_web.images import FAILURES, ImageKey, ImageToken, encode_token, encode_tokens
+
+    rng = np.random.default_rng(5)
+    n = 2000
+    cols = [rng.integers(0, len(ALL_CONCEPTS), n), rng.integers(2010, 2023, n), rng.integers(0, 6, n),
+            rng.integers(0, 5, n), rng.integers(0, 3, n), rng.integers(0, len(FAILURES), n),
+            rng.integers(1, 7000, n), rng.integers(1, 7000, n), rng.integers(0, 1 << 41, n)]
+    concept, look, color, scene, fmt, failure, width, height, serial = cols
+    one_by_one = [encode_token(ImageToken(ImageKey(int(concept[i]), int(look[i]), int(color[i]), int(scene[i]),
+                                                   int(fmt[i]), int(width[i]), int(height[i])),
+                                          int(failure[i]), int(serial[i]))) for i in range(n)]
+    assert encode_tokens(*cols) == one_by_one
+
+
+def test_float16_embeddings_are_the_same_bits_with_or_without_opencv(monkeypatch):
+    import curation.sample_web.refclip as refclip
+
+    clip = refclip.ReferenceClip()
+    latent = np.random.default_rng(0).standard_normal((3000, refclip.LATENT_DIM))
+    fast = clip.embed(latent, "l14", "txt")
+    monkeypatch.setattr(refclip, "_fp16_converter", lambda: None)
+    plain = clip.embed(latent, "l14", "txt")
+    assert fast.dtype == np.float16 and fast.shape == (3000, 768)
+    assert np.array_equal(fast.view(np.uint16), plain.view(np.uint16))
+    assert np.allclose(np.linalg.norm(fast.astype(np.float32), axis=1), 1, atol=2e-3)
+
+
+def test_npz_writer_round_trips_through_numpy(tmp_path):
+    import zipfile
+
+    from curation.sample_web.npzfile import write_npz
+
+    rng = np.random.default_rng(1)
+    arrays = {"b32_img": rng.standard_normal((50, 512)).astype(np.float16), "class_id": np.arange(7),
+              "empty": np.zeros((0, 3), np.float32)}
+    with open(tmp_path / "x.npz", "wb") as fh:
+        write_npz(fh, arrays)
+    assert zipfile.ZipFile(tmp_path / "x.npz").testzip() is None  # every member's CRC checks out
+    loaded = np.load(tmp_path / "x.npz")
+    assert loaded.files == list(arrays)
+    for name, array in arrays.items():
+        assert loaded[name].dtype == array.dtype and np.array_equal(loaded[name], array)
