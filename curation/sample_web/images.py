@@ -298,10 +298,11 @@ class TemplateStore:
     def _render(self, ck) -> bytes:
         t0 = time.perf_counter()
         data = encode_template(*ck)
+        state = hashlib.sha256(data)  # a one-off per template too, so it is timed with the render
         with self._lock:
             self.renders += 1
             self.render_seconds += time.perf_counter() - t0
-            self._states[ck] = hashlib.sha256(data)
+            self._states[ck] = state
             if self.keep_bytes and ck not in self._items:
                 self._items[ck] = data
                 self._bytes += len(data)
