@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import math
 import os
 import re
 import shutil
@@ -58,6 +59,15 @@ class Sites:
     scheme: list[str]
     by_language: list[np.ndarray]
     title: list[str]         # the site's name as captions quote it ("Photoworld")
+
+    def active(self, language: int, chunk: int, share: float) -> np.ndarray:
+        """The sites of a language that chunk `chunk` posts on: a window of `share` of them, moving
+        on chunk by chunk (so every site is used, and each chunk's pages stay well filled)."""
+        pool = self.by_language[language]
+        width = max(1, math.ceil(len(pool) * share))
+        if width >= len(pool):
+            return pool
+        return np.take(pool, np.arange(chunk * width, (chunk + 1) * width), mode="wrap")
 
     @staticmethod
     def build(cfg: SampleWebConfig) -> "Sites":
@@ -183,6 +193,10 @@ class Generator:
         self.root = staging
         self.progress = progress
         self.sites = Sites.build(cfg)
+        # A chunk posts on a window of sites (about one per 80 of its pairs, at least 60): a world
+        # with 100x more pairs has 100x more sites, and without the window its pages would shrink
+        # to one image each, making a page (two records) per sighting.
+        self.active_site_share = min(1.0, max(60, cfg.shard_rows // 80) / len(self.sites.domain))
         self.refclip = ReferenceClip()
         self.image_embeddings = ImageEmbeddingCache(self.refclip)
         self.templates = TemplateStore(keep_bytes=False)
@@ -323,7 +337,7 @@ class Generator:
         home_site = np.empty(n, np.int64)
         for li in range(len(LANGUAGES)):
             sel = np.nonzero(lang_idx == li)[0]
-            pool = self.sites.by_language[li]
+            pool = self.sites.active(li, c, self.active_site_share)
             home_site[sel] = pool[rng.integers(len(pool), size=len(sel))]
         flickr_p = _by_year(FLICKR_SHARE, cfg.years)[year - cfg.years[0]]
         r = rng.random(n)
@@ -383,7 +397,7 @@ class Generator:
         syndicated = rng.random(len(pair_of)) < 0.1
         site = home_site[pair_of].copy()
         for k in np.nonzero(syndicated)[0]:
-            pool = self.sites.by_language[lang_idx[pair_of[k]]]
+            pool = self.sites.active(lang_idx[pair_of[k]], c, self.active_site_share)
             site[k] = pool[rng.integers(len(pool))]
         presentation = rng.choice(len(H.PRESENTATION_P), size=len(pair_of), p=H.PRESENTATION_P)
         alt_noise = rng.random(len(pair_of))
