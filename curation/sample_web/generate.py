@@ -135,9 +135,15 @@ def _face_boxes(rng: np.random.Generator, has_faces: np.ndarray) -> pa.ListArray
 WHITESPACE_NOISE_P = 0.08  # share of sightings whose alt carries extra whitespace (the extractor normalises it)
 
 
-def _by_year(share: dict[int, float], years: tuple[int, ...]) -> np.ndarray:
-    """A {year: value} table as an array indexed by year - years[0] (0 for missing years)."""
-    return np.array([share.get(y, 0.0) for y in range(years[0], years[-1] + 1)])
+def _by_year(table: dict[int, float], years: tuple[int, ...], default: float | None = None) -> np.ndarray:
+    """A {year: value} table as an array indexed by year - years[0]; a year missing from the table
+    takes `default`, or is an error when there is none."""
+    out = np.zeros(years[-1] - years[0] + 1)
+    for y in years:
+        if y not in table and default is None:
+            raise ValueError(f"no value for {y} in {table}")
+        out[y - years[0]] = table.get(y, default)
+    return out
 
 
 def _take(values: list, index: np.ndarray) -> pa.Array:
@@ -324,7 +330,7 @@ class Generator:
 
         language = [LANGUAGES[i][0] for i in lang_idx]
         is_en = lang_idx == 0
-        covid_p = _by_year(COVID_RATE, cfg.years)[year - cfg.years[0]]
+        covid_p = _by_year(COVID_RATE, cfg.years, default=0.0)[year - cfg.years[0]]
         covid_concept = np.array([ALL_CONCEPTS[k].key in COVID_CONCEPTS for k in concept])
         covid = is_en & (s0 >= self.covid_first_snapshot) & (covid_draw < np.where(covid_concept, 0.5, covid_p))
         code = image_key_code(concept, look_year, color, scene)
@@ -665,14 +671,15 @@ def generate(cfg: SampleWebConfig, progress: bool = True, log=print) -> dict:
 
         bar = tqdm(total=cfg.pairs, unit="pair", disable=not progress, file=sys.stderr, desc="sample web")
         # One BLAS thread: the generator is a one-core process, and OpenBLAS's waiting threads spin
-        # (with two of them, ~25 us of CPU per pair went to spinning).
+        # (with two of them, ~25 us of CPU per pair went to spinning). It also keeps every embedding
+        # independent of the machine's core count (BLAS results depend on the thread count).
         with threadpool_limits(limits=1, user_api="blas"):
             for c in range(cfg.n_chunks):
                 gen.chunk(c)
                 bar.update(min(cfg.shard_rows, cfg.pairs - c * cfg.shard_rows))
-        bar.close()
-        gen.close()
-        gen.imagenet_like()
+            bar.close()
+            gen.close()
+            gen.imagenet_like()
         manifest = sorted(gen.warc_paths)
         (staging / "warc.manifest").write_text("".join(p + "\n" for p in manifest))
         elapsed = time.perf_counter() - t0

@@ -102,6 +102,10 @@ def encode_tokens(concept, look_year, color, scene, fmt, failure, width, height,
     for name, values in (("concept", concept), ("look", np.asarray(look_year) - 2000), ("color", color),
                          ("scene", scene), ("fmt", fmt), ("failure", failure), ("width", width),
                          ("height", height), ("serial", serial)):
+        values = np.asarray(values)
+        limit = np.iinfo(packed.dtype[name]).max
+        if n and (values.min() < 0 or values.max() > limit):  # struct.pack would refuse it too
+            raise ValueError(f"token field {name} out of range 0..{limit}")
         packed[name] = values
     raw = packed.view(np.uint8).reshape(n, _TOKEN.size)
     crc = np.full(n, 0xFFFFFFFF, np.uint32)

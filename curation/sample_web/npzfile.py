@@ -19,6 +19,7 @@ _CENTRAL = struct.Struct("<IHHHHHHIIIHHHHHII")
 _END = struct.Struct("<IHHHHIIH")
 _DOS_DATE_1980_01_01 = (1 << 5) | 1
 _ZIP32_LIMIT = 0xFFFFFFFF
+_MADE_BY_UNIX = (3 << 8) | 20  # host Unix (the external attributes hold a Unix mode), zip spec 2.0
 
 
 def write_npz(fh: BinaryIO, arrays: dict[str, np.ndarray]) -> None:
@@ -40,7 +41,7 @@ def write_npz(fh: BinaryIO, arrays: dict[str, np.ndarray]) -> None:
         fh.write(fname)
         fh.write(header)
         fh.write(data)
-        central.append(_CENTRAL.pack(0x02014B50, 20, 20, 0, 0, 0, _DOS_DATE_1980_01_01, crc, size, size,
+        central.append(_CENTRAL.pack(0x02014B50, _MADE_BY_UNIX, 20, 0, 0, 0, _DOS_DATE_1980_01_01, crc, size, size,
                                      len(fname), 0, 0, 0, 0, 0o600 << 16, offset) + fname)
         offset += _LOCAL.size + len(fname) + size
     directory = b"".join(central)

@@ -69,6 +69,8 @@ class SampleWebConfig:
             raise ValueError(f"--pairs must be >= 1, got {self.pairs}")
         if self.snapshots_per_year < 2:
             raise ValueError(f"--snapshots-per-year must be >= 2, got {self.snapshots_per_year}")
+        if list(self.years) != sorted(set(self.years)):
+            raise ValueError(f"years must be increasing, got {self.years}")
         if self.shard_rows < 1:
             raise ValueError(f"--shard-rows must be >= 1, got {self.shard_rows}")
         object.__setattr__(self, "out", Path(self.out))
