@@ -26,7 +26,8 @@ from threadpoolctl import threadpool_limits
 from . import html as H
 from .captions import make_captions
 from .images import (FAIL_NOT_FOUND, FAIL_NOT_IMAGE, FAIL_OK, FAIL_SLOW, FAIL_TOO_LARGE, FAILURES, FORMATS,
-                     TOO_LARGE_SIZE, ImageKey, ImageToken, TemplateStore, encode_tokens, image_sha256, key_layout)
+                     TOO_LARGE_SIZE, ImageKey, ImageToken, TemplateStore, decode_token, encode_tokens, image_sha256,
+                     key_layout)
 from .npzfile import write_npz
 from .refclip import ImageEmbeddingCache, ReferenceClip, image_key_code, image_key_fields
 from .vocabulary import (ALL_CONCEPTS, CDN_HOSTS, COLORS, COVID_START, FLICKR_DECOY_HOSTS, FLICKR_HOST_FARMS,
@@ -268,17 +269,13 @@ class Generator:
         table = np.array(rows, np.int64).reshape(-1, 3)[inverse]
         return table[:, 0].copy(), table[:, 1].copy(), table[:, 2].copy()
 
-    def _image_sha256(self, template_id, token_hex, concept, look_year, color, scene, fmt, width, height,
-                      failure) -> list[str]:
+    def _image_sha256(self, template_id: np.ndarray, token_hex: list[str]) -> list[str]:
         """Each served image's sha256: its template's hash state (one per template) plus its trailer."""
         uniq, first = np.unique(template_id, return_index=True)
         states = self.template_states
         for t, i in zip(uniq.tolist(), first.tolist()):
-            if t in states:
-                continue
-            tok = ImageToken(ImageKey(int(concept[i]), int(look_year[i]), int(color[i]), int(scene[i]), int(fmt[i]),
-                                      int(width[i]), int(height[i])), int(failure[i]), 0)
-            states[t] = self.templates.hash_state(tok)
+            if t not in states:  # the token names its template: any image of it will do
+                states[t] = self.templates.hash_state(decode_token(token_hex[i]))
         return [image_sha256(states[t], h) for t, h in zip(template_id.tolist(), token_hex)]
 
     # ------------------------------------------------------------ one chunk
@@ -372,8 +369,7 @@ class Generator:
             taken.add((urls[i], text))
             texts.append(text)
         uids = [make_uid(u, t) for u, t in zip(urls, texts)]
-        sha = self._image_sha256(np.where(big, -1, code), token_hex, concept, look_year, color, scene, fmt, width,
-                                 height, failure)
+        sha = self._image_sha256(np.where(big, -1, code), token_hex)
 
         # --- reference-CLIP embeddings and scores
         emb = self.image_embeddings.lookup(concept, look_year, color, scene)

@@ -134,8 +134,9 @@ def decode_token(text: str) -> ImageToken | None:
     return ImageToken(ImageKey(concept, look + 2000, color, scene, fmt, w, h), failure, serial)
 
 
-def trailer(tok: ImageToken) -> bytes:
-    return TRAILER_MAGIC + bytes.fromhex(tok.hex)
+def trailer(token_hex: str) -> bytes:
+    """The bytes after an image's template: they make each image's bytes (and sha256) unique."""
+    return TRAILER_MAGIC + bytes.fromhex(token_hex)
 
 
 def key_layout(concept: int, look_year: int, color: int, scene: int) -> tuple[int, int, int]:
@@ -329,7 +330,7 @@ class TemplateStore:
         self.template_bytes(ImageToken(too_large_key(*size), FAIL_TOO_LARGE, 0))
 
     def image_bytes(self, tok: ImageToken) -> bytes:
-        return self.template_bytes(tok) + trailer(tok)
+        return self.template_bytes(tok) + trailer(tok.hex)
 
     def hash_state(self, tok: ImageToken):
         """sha256 state after the template's bytes (rendered once): `image_sha256` finishes it."""
@@ -347,5 +348,5 @@ class TemplateStore:
 def image_sha256(template_state, token_hex: str) -> str:
     """sha256 of the served bytes (template + trailer), from the template's hash state."""
     h = template_state.copy()
-    h.update(TRAILER_MAGIC + bytes.fromhex(token_hex))
+    h.update(trailer(token_hex))
     return h.hexdigest()

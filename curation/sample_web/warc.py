@@ -63,7 +63,6 @@ class WarcWriter:
         h = f"{(self._id_base + self._counter * _ID_STEP) & _ID_MASK | _ID_VERSION:032x}"
         return f"<urn:uuid:{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}>"
 
-
     def _record(self, headers: list[tuple[str, str]], block: bytes) -> bytes:
         head = "WARC/1.0\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers)
         head += f"Content-Length: {len(block)}\r\n\r\n"
