@@ -27,7 +27,8 @@ if __package__ in (None, ""):  # run as a file (spark-submit curation/timestamp_
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from curation.sparkio import (InputError, build_session, check_output_local, commit, delete, hadoop_fs,  # noqa: E402
-                              is_local, local_path, read_text, temp_sibling, write_text)
+                              is_local, local_path, parquet_writer, read_text, temp_sibling,
+                              write_text)
 
 TOOL = "tic-timestamp-join"
 
@@ -187,19 +188,20 @@ def run(spark, cfg: TimestampJoinConfig, log=print) -> dict:
     rows = rows.persist(StorageLevel.MEMORY_AND_DISK)
 
     tmp = temp_sibling(cfg.output_dir)
+    plain = ts.NEARLY_UNIQUE_COLUMNS
     try:
         if cfg.keep_candidates and todo:
-            candidates.write.partitionBy("snapshot").parquet(tmp + "/candidates")
+            parquet_writer(candidates, plain).partitionBy("snapshot").parquet(tmp + "/candidates")
         matched, unmatched = ts.split_matched(rows)
         bucket = F.pmod(F.xxhash64("uid"), F.lit(cfg.files_per_year))
-        (matched.withColumn("_bucket", bucket).repartition("first_seen_year", "_bucket")
-         .sortWithinPartitions("uid").drop("_bucket")
-         .write.partitionBy("first_seen_year").parquet(tmp + "/first_seen"))
-        unmatched.repartition(1).sortWithinPartitions("uid").write.parquet(tmp + "/unmatched")
-        (ts.pair_sightings(rows).repartition(1).sortWithinPartitions("url", "text")
-         .write.parquet(tmp + "/sightings"))
-        rows.where("url_seen").select("url").distinct().repartition(1).sortWithinPartitions("url") \
-            .write.parquet(tmp + "/seen_urls")
+        parquet_writer(matched.withColumn("_bucket", bucket).repartition("first_seen_year", "_bucket")
+                       .sortWithinPartitions("uid").drop("_bucket"), plain) \
+            .partitionBy("first_seen_year").parquet(tmp + "/first_seen")
+        parquet_writer(unmatched.repartition(1).sortWithinPartitions("uid"), plain).parquet(tmp + "/unmatched")
+        parquet_writer(ts.pair_sightings(rows).repartition(1).sortWithinPartitions("url", "text"), plain) \
+            .parquet(tmp + "/sightings")
+        parquet_writer(rows.where("url_seen").select("url").distinct().repartition(1).sortWithinPartitions("url"),
+                       plain).parquet(tmp + "/seen_urls")
         files_df.repartition(1).sortWithinPartitions("warc_file").write.parquet(tmp + "/warc_files")
 
         first = spark.read.parquet(tmp + "/first_seen")

@@ -34,6 +34,8 @@ _TAGGED_SCHEMA = T.StructType(
     [T.StructField("kind", T.StringType())] + list(CANDIDATE_SCHEMA.fields)
     + [T.StructField("stat_key", T.StringType()), T.StructField("stat_value", T.LongType())])
 POOL_COLUMNS = ("uid", "url", "text")
+# Columns whose values are (nearly) all distinct: written without parquet dictionaries.
+NEARLY_UNIQUE_COLUMNS = ("uid", "url", "text", "first_seen_time", "last_seen_time")
 OUTPUT_COLUMNS = ("uid", "url", "text", "first_seen_time", "first_seen_month", "first_seen_year",
                   "first_seen_snapshot", "last_seen_time", "n_snapshots_seen")
 
@@ -132,7 +134,12 @@ def pool_sightings(candidates: DataFrame, pool: DataFrame, partitions: int | Non
     ids = snapshot_ids(candidates)
     if len(ids) > MAX_SNAPSHOTS:
         raise ValueError(f"{len(ids)} distinct snapshots in one run; at most {MAX_SNAPSHOTS} are supported")
-    ranks = spark.createDataFrame(list(zip(ids, range(len(ids)))), "snapshot string, _rank int")
+    # Built in the JVM (a table made from Python rows is a Python RDD: every run of the join
+    # would start Python workers to read it).
+    ranks = spark.range(len(ids)).select(
+        F.element_at(F.array(*[F.lit(i) for i in ids] or [F.lit(None).cast("string")]),
+                     (F.col("id") + 1).cast("int")).alias("snapshot"),
+        F.col("id").cast("int").alias("_rank"))
     cands = (candidates.select("url", F.col("text").alias("_ctext"), "snapshot",
                                F.unix_micros(F.col("crawl_time").cast("timestamp")).alias("_us"))
              .join(F.broadcast(ranks), "snapshot", "left")

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-REPEATS = 3
+REPEATS = 5
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -151,11 +151,12 @@ def synth_inputs(root: Path, pool_rows: int, snapshots: int, seed: int = 0) -> i
 
 def spark_join(spark, root: Path, out: Path) -> None:
     from curation import timestamps as ts
+    from curation.sparkio import parquet_writer
 
     pool = ts.read_pool(spark, str(root / "metadata"))
     cands = spark.read.parquet(str(root / "candidates"))
     matched, _ = ts.split_matched(ts.pool_sightings(cands, pool))
-    matched.write.mode("overwrite").parquet(str(out / "spark"))
+    parquet_writer(matched, ts.NEARLY_UNIQUE_COLUMNS).mode("overwrite").parquet(str(out / "spark"))  # as the job
 
 
 def duckdb_join(root: Path, out: Path) -> None:

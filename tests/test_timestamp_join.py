@@ -133,6 +133,20 @@ def test_job_matches_the_ground_truth_and_accounts_for_every_row(full_run, sampl
     assert years == list(range(2014, 2023))
 
 
+def test_nearly_unique_columns_are_written_without_dictionaries(full_run):
+    import pyarrow.parquet as pq
+
+    out, _ = full_run
+    files = sorted((out / "first_seen").glob("*/*.parquet"))
+    assert files
+    meta = pq.ParquetFile(files[0]).metadata
+    encodings = {meta.schema.column(i).name: set(meta.row_group(0).column(i).encodings)
+                 for i in range(meta.num_columns)}
+    for column in ("uid", "url", "text", "first_seen_time", "last_seen_time"):
+        assert not any("DICTIONARY" in e for e in encodings[column]), (column, encodings[column])
+    assert any("DICTIONARY" in e for e in encodings["first_seen_month"])  # few values: a dictionary pays
+
+
 def test_spark_and_duckdb_give_identical_rows(full_run, sample_web, tmp_path):
     out, _ = full_run
     cands = tmp_path / "cands"
