@@ -49,6 +49,7 @@ class WarcWriter:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._fh = open(self.path, "wb", buffering=1 << 20)
+        self._offset = 0  # kept here: BufferedWriter.tell() is a system call (lseek) per record
         self._id_base = int.from_bytes(hashlib.md5(id_seed.encode()).digest(), "big")
         self._counter = 0
         self._level = gzip_level
@@ -77,13 +78,14 @@ class WarcWriter:
         member = isal_zlib.compress(record, self._level if level is None else level, 31)
         if truncate_at is not None:
             member = member[: max(10, int(len(member) * truncate_at))]
-        offset = self._fh.tell()
+        offset = self._offset
         self._fh.write(member)
+        self._offset += len(member)
         self.records += 1
         return offset
 
     def tell(self) -> int:
-        return self._fh.tell()
+        return self._offset
 
     def close(self) -> None:
         self._fh.close()
