@@ -55,6 +55,13 @@ def test_ocw_weights_and_the_unseen_label_case():
     p_o = np.array([[0.2, 0.3, 0.5]])
     mixed = combine(p_t, p_o, alpha)
     assert mixed[0] == pytest.approx([0.75 * 0.6 + 0.25 * 0.2, 0.3, 0.5], abs=1e-6)
+    # per image, the tuned model's "other" probability discounts its accuracy: none -> the plain weight,
+    # half -> 0.5 c_t against c_o, certain -> everything to the original; unseen labels stay at 0
+    per_image = tuned_weights([1, 2], tuned, original, seen={1}, p_other=np.array([0.0, 0.5, 1.0]))
+    assert per_image.shape == (3, 2)
+    assert per_image[:, 0] == pytest.approx([alpha[0], 0.375 / (0.375 + 0.25 + 1e-8), 0.0])
+    assert (per_image[:, 1] == 0).all()
+    assert combine(np.array([[0.6, 0.4]] * 3), np.array([[0.2, 0.8]] * 3), per_image)[2] == pytest.approx([0.2, 0.8])
 
 
 # ------------------------------------------------------------------ the "other" loss
@@ -232,6 +239,10 @@ def test_a_label_outside_the_candidates_is_answered_with_other():
     out = pred.predict(x, [10, 11], (tuned, original, {10, 11}), allow_other=True)
     assert out["tuned"].tolist() == [10, -1]  # -1: "other"
     assert out["original"].tolist()[0] == 10
+    # the mix takes the tuned model's candidates renormalised (its "other" share lowers its weight instead)
+    probs = pred.probabilities(10 * x @ text.T, 10 * x @ text.T, pred.columns([10, 11]), (tuned, original, {10, 11}))
+    assert probs["tuned"].sum(axis=1)[1] < 0.5  # image 1 is mostly "other" to the tuned model
+    assert probs["anytime"].sum(axis=1) == pytest.approx([1.0, 1.0])
 
 
 # ------------------------------------------------------------------ a short stream on the test world
@@ -328,9 +339,11 @@ def test_a_short_stream_ocw_beats_either_model_alone(shards_dir, labelled_stream
     again = run(dataclasses.replace(cfg, out=str(tmp_path / "b")), log=QUIET)
     assert (tmp_path / "b" / "curves.csv").read_text() == (out / "curves.csv").read_text()
     assert json.dumps(again["final"]) == json.dumps(m["final"])  # (NaN-aware: no unseen label at the end)
-    # Seen classes: OCW >= the better single model. With the tiny original the test world yields (near-collinear
-    # label embeddings, see the issue 10 note) this does not hold reliably (e.g. 13.4 vs tuned 18.8 at the end),
-    # so a miss is reported as an expected failure, not hidden, until a stronger original is available.
+    # Seen classes: OCW >= the better single model. The tiny original the test world yields has near-collinear
+    # label embeddings (cosines 0.76-0.98) and answers a few labels for most images, so its per-label accuracy
+    # estimate is high exactly on the labels it over-predicts, and OCW trusts it there; with this stream the tuned
+    # block also stays near chance. A miss is therefore reported as an expected failure with its figures, not
+    # hidden, until a stronger original is available (see the issue 10 notes).
     final = max(points)
     (o_seen, _), (t_seen, _), (a_seen, _) = (points[final][k] for k in ("original", "tuned", "anytime"))
     auc_seen = {p: m["auc"][p]["acc_seen"] for p in ("original", "tuned", "anytime")}

@@ -41,12 +41,24 @@ class ClassAccuracy:
         return acc
 
 
-def tuned_weights(labels, tuned: ClassAccuracy, original: ClassAccuracy, seen: set[int]) -> np.ndarray:
-    """alpha_t(y) = c_t / (c_t + c_o + eps) for each label; 0 for labels the tuned model never trained on."""
-    return np.array([tuned.get(y) / (tuned.get(y) + original.get(y) + EPS) if y in seen else 0.0
-                     for y in labels], np.float64)
+def tuned_weights(labels, tuned: ClassAccuracy, original: ClassAccuracy, seen: set[int],
+                  p_other: np.ndarray | None = None) -> np.ndarray:
+    """alpha_t(y) = c_t / (c_t + c_o + eps) for each label; 0 for labels the tuned model never trained on.
+
+    With the tuned model's "other" probability per image (N,), its accuracy estimate is discounted by how
+    sure it is that the image is none of its labels: alpha_t(y|x) = (1 - P_t(other|x)) c_t /
+    ((1 - P_t(other|x)) c_t + c_o + eps), shape (N, labels). An image the tuned model calls "other" is
+    left to the original, which can name any label (the AnytimeCL authors' code weighs it so)."""
+    c_t = np.array([tuned.get(y) if y in seen else 0.0 for y in labels], np.float64)
+    c_o = np.array([original.get(y) for y in labels], np.float64)
+    if p_other is None:
+        return c_t / (c_t + c_o + EPS)
+    scaled = (1 - np.asarray(p_other, np.float64))[:, None] * c_t[None, :]
+    return scaled / (scaled + c_o[None, :] + EPS)
 
 
 def combine(p_tuned: np.ndarray, p_original: np.ndarray, alpha_t: np.ndarray) -> np.ndarray:
-    """alpha_t(y) P_t(y|x) + (1 - alpha_t(y)) P_o(y|x) over the candidate columns."""
-    return alpha_t[None, :] * p_tuned + (1 - alpha_t)[None, :] * p_original
+    """alpha_t(y) P_t(y|x) + (1 - alpha_t(y)) P_o(y|x) over the candidate columns; alpha_t is one weight
+    per label (C,) or per image and label (N, C)."""
+    alpha_t = np.broadcast_to(alpha_t, p_tuned.shape)
+    return alpha_t * p_tuned + (1 - alpha_t) * p_original

@@ -170,8 +170,13 @@ class Predictor:
         p_o = z_original[:, cols].softmax(dim=1).cpu().numpy()
         out = {"original": p_o, "tuned": p_t}
         if self.cfg.ocw:
+            # The mix takes the tuned model's candidate probabilities renormalised, and its "other" share
+            # lowers the weight it gets instead: left in P_t, that share went to no label at all, so a tuned
+            # model unsure between its labels and "other" was outvoted by any confident original.
             tuned_acc, original_acc, seen = ocw_state
-            out["anytime"] = combine(p_t, p_o, tuned_weights(self.labels[cols], tuned_acc, original_acc, seen))
+            p_other = 1 - p_t.sum(axis=1) if other is not None else None
+            alpha = tuned_weights(self.labels[cols], tuned_acc, original_acc, seen, p_other)
+            out["anytime"] = combine(z_tuned[:, cols].softmax(dim=1).cpu().numpy(), p_o, alpha)
         return out
 
     def predict(self, tokens, candidates: list[int], ocw_state, allow_other: bool = False) -> dict[str, np.ndarray]:
