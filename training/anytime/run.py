@@ -181,7 +181,8 @@ class Predictor:
 
     def predict(self, tokens, candidates: list[int], ocw_state, allow_other: bool = False) -> dict[str, np.ndarray]:
         """Predicted labels per predictor. Candidates need not contain the true label (open vocabulary):
-        with allow_other, a row whose leftover "other" mass beats every candidate predicts -1."""
+        with allow_other, a row whose leftover "other" mass beats every candidate predicts -1. (The OCW mix
+        always names a candidate: what the tuned model calls "other" is weighed towards the original.)"""
         cols = self.columns(candidates)
         probs = self.probabilities(self.logits(tokens, True), self.logits(tokens, False), cols, ocw_state)
         out = {}
