@@ -174,9 +174,12 @@ class Predictor:
             # lowers the weight it gets instead: left in P_t, that share went to no label at all, so a tuned
             # model unsure between its labels and "other" was outvoted by any confident original.
             tuned_acc, original_acc, seen = ocw_state
-            p_other = 1 - p_t.sum(axis=1) if other is not None else None
+            if other is None:  # no "other" option: p_t is already the candidates' softmax
+                p_cands, p_other = p_t, None
+            else:
+                p_cands, p_other = z_tuned[:, cols].softmax(dim=1).cpu().numpy(), 1 - p_t.sum(axis=1)
             alpha = tuned_weights(self.labels[cols], tuned_acc, original_acc, seen, p_other)
-            out["anytime"] = combine(z_tuned[:, cols].softmax(dim=1).cpu().numpy(), p_o, alpha)
+            out["anytime"] = combine(p_cands, p_o, alpha)
         return out
 
     def predict(self, tokens, candidates: list[int], ocw_state, allow_other: bool = False) -> dict[str, np.ndarray]:
