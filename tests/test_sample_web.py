@@ -267,6 +267,21 @@ def test_the_look_of_a_concept_drifts_by_year():
     assert by_year[2015] - by_year[2022] > 0.2
 
 
+def test_the_colours_of_a_scene_drift_by_year():
+    """A scene's background moves away from its 2016 look year by year, and by 2022 it is about as
+    far from it as two different scenes are from each other (a drift a small model can see)."""
+    from curation.sample_web.images import ImageKey, render_pixels
+    from curation.sample_web.vocabulary import SCENES
+
+    def background(scene, year):  # the concept is drawn small and off-centre only in part: use the top rows
+        return render_pixels(ImageKey(0, year, 0, scene, 0, 200, 200))[:8].astype(float).mean(axis=(0, 1))
+
+    for scene in range(len(SCENES)):
+        dist = [np.linalg.norm(background(scene, y) - background(scene, 2016)) for y in (2017, 2019, 2022)]
+        assert dist[0] < dist[1] < dist[2], (SCENES[scene], dist)
+        assert dist[2] > 40, (SCENES[scene], dist)
+
+
 # ------------------------------------------------------------------ determinism and bad input
 
 def _tree_digest(root: Path) -> dict[str, str]:

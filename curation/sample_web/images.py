@@ -176,12 +176,30 @@ _SCENE_TOP = np.array([(120, 190, 240), (200, 215, 235), (10, 15, 45), (30, 80, 
 _SCENE_BOTTOM = np.array([(235, 215, 160), (245, 248, 252), (30, 30, 60), (70, 110, 50), (90, 90, 95)], float)
 
 
+# Each scene's colours drift, a straight line from its 2014 look to its 2022 look (the fashion in
+# filters and presets, the time of day and season people shoot in), extrapolated outside those years.
+# The scene is what a small CLIP trained from scratch learns first (colour and scene words), so this
+# is the drift it can forget: with the glyph drift alone, Sequential stayed as good as
+# Cumulative-All on old years in the sample-world experiment.
+_SCENE_TOP_2022 = np.array([(250, 165, 110), (235, 200, 165), (90, 25, 100), (95, 95, 25), (90, 120, 205)], float)
+_SCENE_BOTTOM_2022 = np.array([(190, 160, 215), (205, 220, 250), (80, 45, 30), (130, 75, 35), (120, 85, 60)], float)
+
+
+def scene_colors(scene: int, look_year: int) -> tuple[np.ndarray, np.ndarray]:
+    """(top, bottom) RGB of a scene's gradient in a given year's look, before the contrast."""
+    f = (look_year - 2014) / 8
+    return (_SCENE_TOP[scene] + f * (_SCENE_TOP_2022[scene] - _SCENE_TOP[scene]),
+            _SCENE_BOTTOM[scene] + f * (_SCENE_BOTTOM_2022[scene] - _SCENE_BOTTOM[scene]))
+
+
 def _background(scene: int, look_year: int, w: int, h: int):
-    """The scene's vertical gradient; later years are shot with more contrast."""
+    """The scene's vertical gradient in the year's colours (see `scene_colors`); later years are
+    shot with more contrast."""
     from PIL import Image
 
     t = np.linspace(0.0, 1.0, h)[:, None]
-    rows = _SCENE_TOP[scene] * (1 - t) + _SCENE_BOTTOM[scene] * t
+    top, bottom = scene_colors(scene, look_year)
+    rows = top * (1 - t) + bottom * t
     rows = np.clip((rows - 128) * (1.0 + 0.04 * (look_year - 2014)) + 128, 0, 255)
     if scene == 4:  # street: lane stripes
         rows[(np.arange(h) // max(2, h // 12)) % 4 == 0] *= 0.8
