@@ -273,7 +273,7 @@ def test_the_colours_of_a_scene_drift_by_year():
     from curation.sample_web.images import ImageKey, render_pixels
     from curation.sample_web.vocabulary import SCENES
 
-    def background(scene, year):  # the concept is drawn small and off-centre only in part: use the top rows
+    def background(scene, year):  # from 2016 on the object starts 14+ px below the top: the top rows are all scene
         return render_pixels(ImageKey(0, year, 0, scene, 0, 200, 200))[:8].astype(float).mean(axis=(0, 1))
 
     for scene in range(len(SCENES)):
