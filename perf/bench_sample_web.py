@@ -89,7 +89,7 @@ def main() -> None:
         steady_cpu = g["cpu_s"] - g["template_render_s"]
         print(f"generation (gzip level {args.gzip_level}): {g['pairs']:,} pairs in {g['wall_s']:.1f} s wall, {g['cpu_s']:.1f} s CPU")
         print(f"  overall            : {g['pairs'] / g['wall_s']:,.0f} pairs/s, {g['pairs'] / g['cpu_s']:,.0f} pairs/s/core")
-        print(f"  template rendering : {g['template_renders']:,} templates in {g['template_render_s']:.1f} s "
+        print(f"  template rendering : {g['template_renders']:,} templates in {g['template_render_s']:.1f} s CPU "
               f"(bounded: at most ~39k templates whatever --pairs is)")
         print(f"  steady state       : {g['pairs'] / steady_cpu:,.0f} pairs/s/core (metadata + WARC, without "
               f"template rendering)")

@@ -8,9 +8,12 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import hashlib
+import io
 from pathlib import Path
 
 from isal import isal_zlib
+
+from ..localfs import WriteBehindFile
 
 _DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
@@ -48,7 +51,7 @@ class WarcWriter:
     def __init__(self, path: Path, id_seed: str, gzip_level: int = 1):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._fh = open(self.path, "wb", buffering=1 << 20)
+        self._fh = io.BufferedWriter(WriteBehindFile(self.path), buffer_size=1 << 20)
         self._offset = 0  # kept here: BufferedWriter.tell() is a system call (lseek) per record
         self._id_base = int.from_bytes(hashlib.md5(id_seed.encode()).digest(), "big")
         self._counter = 0
