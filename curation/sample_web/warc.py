@@ -52,7 +52,7 @@ class WarcWriter:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._fh = io.BufferedWriter(WriteBehindFile(self.path), buffer_size=1 << 20)
-        self._offset = 0  # kept here: BufferedWriter.tell() is a system call (lseek) per record
+        self._offset = 0  # kept here: BufferedWriter.tell() would ask the raw file (a call through Python) per record
         self._id_base = int.from_bytes(hashlib.md5(id_seed.encode()).digest(), "big")
         self._counter = 0
         self._level = gzip_level
