@@ -17,7 +17,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .extract import ROW_FIELDS, ExtractConfig, ExtractStats, accounting_errors, extract_file
+from .extract import READERS, ROW_FIELDS, ExtractConfig, ExtractStats, accounting_errors, extract_file
 from .timestamp_join import InputError, read_manifest
 
 TOOL = "tic-extract"
@@ -83,10 +83,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("out_dir")
     p.add_argument("--input-base", help="base for relative manifest lines (default: the manifest's directory)")
     p.add_argument("--max-page-mb", type=float, default=5.0, help="skip (and count) larger HTML payloads")
+    p.add_argument("--reader", choices=READERS, default="warcio",
+                   help="WARC reader: fastwarc gives the same rows and counts ~10%% faster (default: warcio)")
     args = p.parse_args(argv)
     try:
         paths = read_manifest(args.manifest, args.input_base)
-        result = extract_to_dir(paths, Path(args.out_dir), ExtractConfig(max_page_bytes=int(args.max_page_mb * 2**20)))
+        result = extract_to_dir(paths, Path(args.out_dir), ExtractConfig(max_page_bytes=int(args.max_page_mb * 2**20),
+                                                                   reader=args.reader))
     except InputError as exc:
         print(f"{TOOL}: error: {exc}", file=sys.stderr)
         return 2

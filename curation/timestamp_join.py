@@ -26,6 +26,7 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a file (spark-submit curation/timestamp_join.py): find the package
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from curation.extract import READERS  # noqa: E402
 from curation.sparkio import (InputError, build_session, check_output_local, commit, delete, hadoop_fs,  # noqa: E402
                               is_local, local_path, parquet_writer, read_text, temp_sibling,
                               write_text)
@@ -45,6 +46,7 @@ class TimestampJoinConfig:
     master: str = "local[*]"
     keep_candidates: bool = False
     files_per_year: int = 1
+    reader: str = "warcio"
 
     @property
     def max_page_bytes(self) -> int:
@@ -61,6 +63,8 @@ def parse_args(argv: list[str] | None) -> TimestampJoinConfig:
     p.add_argument("--input-base", help="base for relative manifest lines (default: the manifest's directory)")
     p.add_argument("--partitions", type=int, help="extraction partitions (default: 4 x default parallelism)")
     p.add_argument("--max-page-mb", type=float, default=5.0, help="skip (and count) larger HTML payloads")
+    p.add_argument("--reader", choices=READERS, default="warcio",
+                   help="WARC reader: fastwarc gives the same rows and counts ~10%% faster (default: warcio)")
     p.add_argument("--master", default="local[*]", help="used only when not launched by spark-submit")
     p.add_argument("--keep-candidates", action="store_true", help="also write candidates/ (every <img> row)")
     p.add_argument("--files-per-year", type=int, default=1,
@@ -69,7 +73,7 @@ def parse_args(argv: list[str] | None) -> TimestampJoinConfig:
     if a.files_per_year < 1:
         p.error("--files-per-year must be at least 1")
     return TimestampJoinConfig(a.manifest, a.metadata_dir, a.output_dir, a.previous, a.input_base, a.partitions,
-                               a.max_page_mb, a.master, a.keep_candidates, a.files_per_year)
+                               a.max_page_mb, a.master, a.keep_candidates, a.files_per_year, a.reader)
 
 
 # ------------------------------------------------------------------ inputs
@@ -165,8 +169,8 @@ def run(spark, cfg: TimestampJoinConfig, log=print) -> dict:
                 counters["files.failed.missing"] = counters.get("files.failed.missing", 0) + 1
         todo = present
     if todo:
-        candidates, counter_df = ts.extract_candidates(
-            spark, todo, ExtractConfig(max_page_bytes=cfg.max_page_bytes), cfg.partitions, hadoop_paths=hadoop)
+        extract_cfg = ExtractConfig(max_page_bytes=cfg.max_page_bytes, reader=cfg.reader)
+        candidates, counter_df = ts.extract_candidates(spark, todo, extract_cfg, cfg.partitions, hadoop_paths=hadoop)
         for row in counter_df.collect():
             counters[row.stat_key] = counters.get(row.stat_key, 0) + int(row.stat_value)
     else:

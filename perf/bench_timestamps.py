@@ -1,7 +1,8 @@
 """Timestamp-join benchmarks (issue 4). Prints each figure and the ratios, measured in one run.
 
 1. Extraction MB/s per core of gzip WARC input, on the same bytes:
-     ours   : curation.extract (warcio-compatible reader, CRC-checked members, full <img> rules)
+     ours   : curation.extract (warcio-compatible reader, CRC-checked members, full <img> rules),
+              with the default reader and with --reader fastwarc (the same rows and counts)
      floor  : fastwarc iteration + selectolax `img` selection (no URL/alt work at all)
      naive  : warcio ArchiveIterator + BeautifulSoup(html.parser)
    Targets: ours >= 0.5x floor and >= 5x naive.
@@ -44,11 +45,15 @@ def timed(fn):
 
 # ------------------------------------------------------------------ 1. extraction
 
-def ours(paths):
-    from curation.extract import ExtractStats, extract_file
+def ours(paths, reader="warcio"):
+    from curation.extract import ExtractConfig, ExtractStats, extract_file
 
-    stats = ExtractStats()
-    return sum(1 for p in paths for _ in extract_file(p, stats))
+    stats, cfg = ExtractStats(), ExtractConfig(reader=reader)
+    return sum(1 for p in paths for _ in extract_file(p, stats, cfg))
+
+
+def ours_fastwarc(paths):
+    return ours(paths, "fastwarc")
 
 
 def floor(paths):
@@ -84,27 +89,30 @@ def naive(paths):
 
 
 def bench_extraction(label: str, paths: list[str], rounds: int = 5) -> None:
-    """ours and floor alternate (A B, B A, ...) so that drift in the machine's speed, which runs to
-    tens of percent over minutes here, hits both alike; each ratio is taken within one round, and
-    the median over rounds is reported. The naive baseline is slow, so it runs once."""
+    """ours (with each reader) and floor take turns, in an order that rotates every round, so that
+    drift in the machine's speed, which runs to tens of percent over minutes here, hits all alike;
+    each ratio is taken within one round, and the median over rounds is reported. The naive
+    baseline is slow, so it runs once."""
     size = sum(os.path.getsize(p) for p in paths)
-    fns = {"ours": ours, "floor": floor, "naive": naive}
+    fns = {"ours": ours, "ours --reader fastwarc": ours_fastwarc, "floor": floor, "naive": naive}
     for fn in fns.values():
         fn(paths[:1])  # warm imports and caches
-    runs = {"ours": [], "floor": []}
+    names = ["ours", "ours --reader fastwarc", "floor"]
+    runs = {name: [] for name in names}
     for r in range(rounds):
-        for name in (("ours", "floor") if r % 2 == 0 else ("floor", "ours")):
+        for name in names[r % 3:] + names[:r % 3]:
             runs[name].append(timed(lambda: fns[name](paths)))
     runs["naive"] = [timed(lambda: naive(paths))]
     print(f"extraction on {label} ({size / 1e6:.1f} MB gzip WARC, {len(paths)} files; median of {rounds} "
-          f"alternating rounds):")
+          f"rounds):")
     cpu = {name: statistics.median(r[2] for r in rs) for name, rs in runs.items()}
     for name, rs in runs.items():
-        print(f"  {name:5s}: {size / 1e6 / cpu[name]:7.2f} MB/s/core  ({rs[0][0]} <img>, {cpu[name]:.2f} s CPU)")
-    per_round = sorted(f[2] / o[2] for o, f in zip(runs["ours"], runs["floor"]))
-    print(f"  ratio ours/floor = {statistics.median(per_round):.2f} (target >= 0.5; rounds "
-          f"{', '.join(f'{x:.2f}' for x in per_round)}), ours/naive = {cpu['naive'] / cpu['ours']:.1f} "
-          f"(target >= 5)")
+        print(f"  {name:22s}: {size / 1e6 / cpu[name]:7.2f} MB/s/core  ({rs[0][0]} <img>, {cpu[name]:.2f} s CPU)")
+    for name in names[:2]:
+        per_round = sorted(f[2] / o[2] for o, f in zip(runs[name], runs["floor"]))
+        print(f"  {name}: ratio to floor = {statistics.median(per_round):.2f} (target >= 0.5; rounds "
+              f"{', '.join(f'{x:.2f}' for x in per_round)}), to naive = {cpu['naive'] / cpu[name]:.1f} "
+              f"(target >= 5)")
 
 
 # ------------------------------------------------------------------ 2./3. the join
@@ -224,7 +232,7 @@ def bench_join(pool_rows: int) -> None:
 
 def single(argv: list[str]) -> None:
     """One reader or engine, once, for timing whole processes from outside:
-        bench_timestamps.py extract {ours,floor,naive} MANIFEST
+        bench_timestamps.py extract {ours,ours-fastwarc,floor,naive} MANIFEST
         bench_timestamps.py synth ROOT ROWS SNAPSHOTS
         bench_timestamps.py join {spark,duckdb} ROOT
     """
@@ -232,7 +240,7 @@ def single(argv: list[str]) -> None:
         from curation.timestamp_join import read_manifest
 
         paths = read_manifest(argv[2], None)
-        n = {"ours": ours, "floor": floor, "naive": naive}[argv[1]](paths)
+        n = {"ours": ours, "ours-fastwarc": ours_fastwarc, "floor": floor, "naive": naive}[argv[1]](paths)
         print(f"{argv[1]}: {n} <img>")
     elif argv[0] == "synth":
         print(synth_inputs(Path(argv[1]), int(argv[2]), int(argv[3])), "candidate rows")

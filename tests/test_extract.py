@@ -273,6 +273,111 @@ def test_a_member_cut_off_by_the_end_of_the_file_is_read_for_what_it_holds(tmp_p
     assert [r[2] for r in rows][:1] == ["picture number 0"]
 
 
+def _member_bytes(data: bytes) -> list[bytes]:
+    import zlib
+
+    members, pos = [], 0
+    while pos < len(data):
+        d = zlib.decompressobj(31)
+        d.decompress(data[pos:])
+        end = len(data) - len(d.unused_data)
+        members.append(data[pos:end])
+        pos = end
+    return members
+
+
+def _odd_records_warc(path):
+    """Records that FastWARC reads differently from warcio, or not at all."""
+    import gzip as gz
+
+    w = WarcWriter(path, id_seed="odd")
+    w.warcinfo(T0, "CC-MAIN-2016-10", path.name)
+
+    def response(url, http_block, warc_type="response"):
+        w.write_member(w._record([("WARC-Type", warc_type), ("WARC-Date", "2016-03-07T12:00:00Z"),
+                                  ("WARC-Target-URI", url), ("Content-Type", "application/http; msgtype=response")],
+                                 http_block))
+
+    html = b'<html><body><img src="http://i.example/odd.jpg" alt="odd one"></body></html>'
+    packed = gz.compress(html, mtime=0)
+    chunked = b"%x\r\n%s\r\n0\r\n\r\n" % (len(packed), packed)
+    response("http://p.example/chunked.html", b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\n"
+             b"Transfer-Encoding: chunked\r\nContent-Encoding: gzip\r\n\r\n" + chunked)
+    response("http://p.example/bare-lf.html", b"HTTP/1.1 200 OK\nContent-Type: text/html\n\n" + html)
+    response("http://p.example/capital.html", b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\n\r\n" + html,
+             warc_type="Response")
+    w.dns_response("p.example", "10.0.0.9", T0)
+    w.metadata("http://p.example/0.html", T0, "fetchTimeMs: 12\r\n")
+    for i in range(3):
+        w.exchange(*_page(i)[:1], T0, "10.0.0.1", 200, "OK", [("Content-Type", "text/html")], _page(i)[3], "ua")
+    w.close()
+    return path
+
+
+def _reader_cases(tmp_path) -> dict:
+    """name -> gzip WARC bytes: a clean file, and each kind of damage or oddity the readers meet."""
+    import gzip as gz
+    import zlib
+
+    clean = _warc(tmp_path / "clean.warc.gz", [_page(i) for i in range(6)]).read_bytes()
+    mem = _member_bytes(clean)  # warcinfo, then (request, response) pairs
+    raw = [zlib.decompress(m, 31) for m in mem]
+    half = len(raw[4]) // 2
+    bad_crc = bytearray(mem[4])
+    bad_crc[-6] ^= 0xFF
+    return {
+        "clean": clean,
+        "a gzip member that is not a record": b"".join(mem[:3] + [gz.compress(b"no record here\r\n\r\n")] + mem[3:]),
+        "bytes between members": b"".join(mem[:3]) + b"x" * 40 + b"".join(mem[3:]),
+        "two records in one member": b"".join(mem[:1] + [gz.compress(raw[1] + raw[2])] + mem[3:]),
+        "a record split over two members": b"".join(mem[:4] + [gz.compress(raw[4][:half]), gz.compress(raw[4][half:])]
+                                                    + mem[5:]),
+        "a bad CRC": b"".join(mem[:4] + [bytes(bad_crc)] + mem[5:]),
+        "a member cut in the middle": b"".join(mem[:4] + [mem[4][:len(mem[4]) // 2]] + mem[5:]),
+        "the last member cut off": clean[:-30],
+        "only a cut-off member": mem[0][:len(mem[0]) // 2],
+        "odd records": _odd_records_warc(tmp_path / "odd.warc.gz").read_bytes(),
+    }
+
+
+def _without_reader_info(stats) -> dict:
+    return {k: v for k, v in stats.items() if v and not k.startswith("info.fastwarc.")}
+
+
+def test_the_fastwarc_reader_gives_the_rows_and_counts_of_the_default_one(tmp_path):
+    for name, data in _reader_cases(tmp_path).items():
+        path = tmp_path / f"{name.replace(' ', '-')}.warc.gz"
+        path.write_bytes(data)
+        ours, ours_stats = _rows(path)
+        fast, fast_stats = _rows(path, ExtractConfig(reader="fastwarc"))
+        assert fast == ours, name
+        assert _without_reader_info(fast_stats) == _without_reader_info(ours_stats), name
+        if name == "clean":  # all but the last record (read again to check its end) came from FastWARC
+            assert fast_stats["info.fastwarc.records_taken"] == ours_stats["records.input"] - 1 > 10
+            assert fast_stats["info.fastwarc.spans_reread"] == 0
+    odd, _ = _rows(tmp_path / "odd-records.warc.gz")
+    assert [r[0].rsplit("/", 1)[1] for r in odd] == ["chunked.html", "bare-lf.html", "0.html", "1.html", "2.html"]
+
+
+def test_the_fastwarc_reader_agrees_on_the_sample_web_and_the_real_files(sample_web):
+    paths = [sample_web / line for line in (sample_web / "warc.manifest").read_text().split()]
+    if REAL_WARC_DIR.is_dir():
+        paths += sorted(p for p in REAL_WARC_DIR.iterdir() if ".warc" in p.name or ".arc" in p.name)
+    taken = 0
+    for path in paths:
+        ours, ours_stats = _rows(path)
+        fast, fast_stats = _rows(path, ExtractConfig(reader="fastwarc"))
+        assert fast == ours, path.name
+        assert _without_reader_info(fast_stats) == _without_reader_info(ours_stats), path.name
+        taken += fast_stats["info.fastwarc.records_taken"]
+    assert taken > 1000
+
+
+def test_an_unknown_reader_is_refused():
+    with pytest.raises(ValueError, match="reader must be one of warcio, fastwarc"):
+        ExtractConfig(reader="bs4")
+
+
 def test_missing_and_non_warc_files_are_counted(tmp_path):
     junk = tmp_path / "junk.warc.gz"
     junk.write_bytes(b"this is not a warc file at all\n" * 10)
@@ -315,6 +420,8 @@ def test_tic_extract_cli(sample_web, tmp_path, capsys):
     assert table.num_rows == stats["rows"] == stats["counters"]["images.kept"] > 0
     assert stats["accounting"]["ok"]
     assert table.schema.field("crawl_time").type.unit == "us"
+    assert extract_main([str(sample_web / "warc.manifest"), str(tmp_path / "fast"), "--reader", "fastwarc"]) == 0
+    assert pq.read_table(tmp_path / "fast" / "candidates.parquet").equals(table)
     (tmp_path / "empty.manifest").write_text("# nothing here\n")
     assert extract_main([str(tmp_path / "empty.manifest"), str(tmp_path / "o2")]) == 2
     assert "manifest is empty" in capsys.readouterr().err

@@ -218,10 +218,14 @@ def test_incremental_run_equals_a_full_recompute(spark, full_run, sample_web, tm
 def test_rerun_gives_identical_output_and_replaces_its_own_output(spark, full_run, sample_web):
     out, stats = full_run
     before = _first_seen_rows(out)
-    again = run(spark, TimestampJoinConfig(str(sample_web / "warc.manifest"), str(sample_web / "metadata"), str(out)),
-                log=lambda *_: None)
+    # The rerun reads the WARC files with the other reader, which must not change a thing either.
+    again = run(spark, TimestampJoinConfig(str(sample_web / "warc.manifest"), str(sample_web / "metadata"), str(out),
+                                           reader="fastwarc"), log=lambda *_: None)
     assert _first_seen_rows(out) == before
     assert again["join"] == stats["join"]
+    assert again["warc_counters"]["info.fastwarc.records_taken"] > 1000
+    assert ({k: v for k, v in again["warc_counters"].items() if not k.startswith("info.fastwarc.")}
+            == stats["warc_counters"])
     assert not list(out.parent.glob("full.tmp-*")) and not list(out.parent.glob("full.old-*"))
 
 
