@@ -153,10 +153,15 @@ def pool_sightings(candidates: DataFrame, pool: DataFrame, partitions: int | Non
                              F.expr(f"shiftleft(1L, _rank - {64 * w})"))).alias(f"_mask{w}") for w in range(words)]
     if ids:
         id_array = F.array(*[F.lit(i) for i in ids])
-        mask_array = F.array(*[F.coalesce(f"_mask{w}", F.lit(0).cast("long")) for w in range(words)])
-        bit = F.array(*[F.lit(1 << k if k < 63 else -(1 << 63)).cast("long") for k in range(64)])
-        seen_snapshots = F.filter(id_array, lambda s, i: F.element_at(mask_array, (i / 64).cast("int") + 1)
-                                  .bitwiseAND(F.element_at(bit, i % 64 + 1)) != 0)
+
+        def has_rank(k: int):  # null where the row's mask word is null (no exact sighting at all)
+            bit = 1 << k % 64 if k % 64 < 63 else -(1 << 63)
+            return F.col(f"_mask{k // 64}").bitwiseAND(F.lit(bit).cast("long")) != 0
+
+        # The ids whose bits are set, in id order; array_except of the nulls runs as generated code,
+        # where a higher-order filter() over the ids would run interpreted (~8% of the whole join).
+        seen_snapshots = F.array_except(F.array(*[F.when(has_rank(k), F.lit(s)) for k, s in enumerate(ids)]),
+                                        F.array(F.lit(None).cast("string")))
         first_snapshot = F.when(F.col("_first_rank") == NO_SNAPSHOT_RANK, None).otherwise(
             F.element_at(id_array, F.col("_first_rank") + 1))
     else:
