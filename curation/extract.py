@@ -655,6 +655,14 @@ class _FastwarcHeaders:
         return default if value is None else value.strip()
 
 
+def _fastwarc_gave_up(exc: BaseException, stats: ExtractStats) -> None:
+    """Count why FastWARC stopped. (It may stop with a BaseException: a panic in its Rust code
+    arrives as pyo3's PanicException.) An interrupt or exit still goes through."""
+    if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+        raise exc
+    stats[f"info.fastwarc.gave_up.{type(exc).__name__}"] += 1
+
+
 def _fastwarc_records(fh, stats: ExtractStats) -> Iterator[tuple[int, object]]:
     """`_member_records`, with FastWARC reading the gzip members and WARC heads.
 
@@ -676,7 +684,11 @@ def _fastwarc_records(fh, stats: ExtractStats) -> Iterator[tuple[int, object]]:
     type_key, content_type_key = WarcHeader.WARC_TYPE, WarcHeader.CONTENT_TYPE
     tap = _Tap(fh)
     window = tap.window
-    records = ArchiveIterator(tap, parse_http=False, buffer_size=_READ)
+    try:
+        records = ArchiveIterator(tap, parse_http=False, buffer_size=_READ)
+    except BaseException as exc:  # noqa: BLE001 - FastWARC peeks at the stream here; the default reader reads it all
+        _fastwarc_gave_up(exc, stats)
+        records = iter(())
     # The record not handed out yet: its file offset (-1: none), WARC-Type, headers and block.
     held_pos, held_type, held_headers, held_block = -1, None, None, None
     taken_records = reread_spans = 0
@@ -687,10 +699,7 @@ def _fastwarc_records(fh, stats: ExtractStats) -> Iterator[tuple[int, object]]:
         except StopIteration:
             break
         except BaseException as exc:  # noqa: BLE001 - _member_records reads (and counts) the damage
-            if isinstance(exc, (KeyboardInterrupt, SystemExit)):
-                raise
-            # (BaseException: a panic in FastWARC's Rust code arrives as pyo3's PanicException.)
-            stats[f"info.fastwarc.gave_up.{type(exc).__name__}"] += 1
+            _fastwarc_gave_up(exc, stats)
             break
         pos = rec.stream_pos
         if held_pos >= 0:

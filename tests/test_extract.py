@@ -373,6 +373,37 @@ def test_the_fastwarc_reader_agrees_on_the_sample_web_and_the_real_files(sample_
     assert taken > 1000
 
 
+class _Panic(BaseException):
+    """What a panic in FastWARC's Rust code looks like from Python (pyo3's PanicException)."""
+
+
+def test_the_fastwarc_reader_hands_over_when_fastwarc_fails_or_panics(tmp_path, monkeypatch):
+    import fastwarc.warc
+
+    path = _warc(tmp_path / "p.warc.gz", [_page(i) for i in range(4)])
+    ours, ours_stats = _rows(path)
+    real = fastwarc.warc.ArchiveIterator
+
+    def refusing(*args, **kwargs):
+        raise _Panic("stream detection failed")
+
+    def panicking_at_the_third_record(*args, **kwargs):
+        for n, rec in enumerate(real(*args, **kwargs)):
+            if n == 2:
+                raise _Panic("boom")
+            yield rec
+
+    for fake in (refusing, panicking_at_the_third_record):
+        monkeypatch.setattr(fastwarc.warc, "ArchiveIterator", fake)
+        fast, stats = _rows(path, ExtractConfig(reader="fastwarc"))
+        assert fast == ours, fake.__name__
+        assert _without_reader_info(stats) == _without_reader_info(ours_stats), fake.__name__
+        assert stats["info.fastwarc.gave_up._Panic"] == 1
+    monkeypatch.setattr(fastwarc.warc, "ArchiveIterator", lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt))
+    with pytest.raises(KeyboardInterrupt):
+        _rows(path, ExtractConfig(reader="fastwarc"))
+
+
 def test_an_unknown_reader_is_refused():
     with pytest.raises(ValueError, match="reader must be one of warcio, fastwarc"):
         ExtractConfig(reader="bs4")
