@@ -681,7 +681,7 @@ def _fastwarc_records(fh, stats: ExtractStats) -> Iterator[tuple[int, object]]:
     if not _FastwarcHeaders.keys:
         _FastwarcHeaders.keys.update({"WARC-Target-URI": WarcHeader.WARC_TARGET_URI,
                                       "WARC-Date": WarcHeader.WARC_DATE, "Content-Type": WarcHeader.CONTENT_TYPE})
-    type_key, content_type_key = WarcHeader.WARC_TYPE, WarcHeader.CONTENT_TYPE
+    type_key = WarcHeader.WARC_TYPE
     tap = _Tap(fh)
     window = tap.window
     try:
@@ -712,9 +712,9 @@ def _fastwarc_records(fh, stats: ExtractStats) -> Iterator[tuple[int, object]]:
                     counted[held_type] += 1
                     taken = True
                 elif held_type in _PARSED_NAMES:
-                    fast = _block_record(held_type, _FastwarcHeaders(held_headers),
-                                         (held_headers.get(content_type_key) or "").strip(), held_block, 0,
-                                         len(held_block))
+                    rec_headers = _FastwarcHeaders(held_headers)
+                    fast = _block_record(held_type, rec_headers, rec_headers.get_header("Content-Type", ""),
+                                         held_block, 0, len(held_block))
                     if fast is not None:
                         stats["records.input"] += 1
                         yield held_pos, fast

@@ -26,7 +26,7 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a file (spark-submit curation/timestamp_join.py): find the package
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from curation.extract import READERS  # noqa: E402
+from curation.extract import READERS, ExtractConfig  # noqa: E402
 from curation.sparkio import (InputError, build_session, check_output_local, commit, delete, hadoop_fs,  # noqa: E402
                               is_local, local_path, parquet_writer, read_text, temp_sibling,
                               write_text)
@@ -49,12 +49,15 @@ class TimestampJoinConfig:
     reader: str = "warcio"
 
     def __post_init__(self):
-        if self.reader not in READERS:
-            raise ValueError(f"reader must be one of {', '.join(READERS)}, not {self.reader!r}")
+        self.extract  # noqa: B018 - ExtractConfig refuses an unknown reader: up front, not after the inputs are read
 
     @property
     def max_page_bytes(self) -> int:
         return int(self.max_page_mb * (1 << 20))
+
+    @property
+    def extract(self) -> ExtractConfig:
+        return ExtractConfig(max_page_bytes=self.max_page_bytes, reader=self.reader)
 
 
 def parse_args(argv: list[str] | None) -> TimestampJoinConfig:
@@ -139,7 +142,7 @@ def run(spark, cfg: TimestampJoinConfig, log=print) -> dict:
     from pyspark.sql import functions as F
 
     from curation import timestamps as ts
-    from curation.extract import ExtractConfig, accounting_errors, nest_stats
+    from curation.extract import accounting_errors, nest_stats
 
     if is_local(cfg.output_dir):
         check_output_local(cfg.output_dir, is_our_output, TOOL)
@@ -173,8 +176,7 @@ def run(spark, cfg: TimestampJoinConfig, log=print) -> dict:
                 counters["files.failed.missing"] = counters.get("files.failed.missing", 0) + 1
         todo = present
     if todo:
-        extract_cfg = ExtractConfig(max_page_bytes=cfg.max_page_bytes, reader=cfg.reader)
-        candidates, counter_df = ts.extract_candidates(spark, todo, extract_cfg, cfg.partitions, hadoop_paths=hadoop)
+        candidates, counter_df = ts.extract_candidates(spark, todo, cfg.extract, cfg.partitions, hadoop_paths=hadoop)
         for row in counter_df.collect():
             counters[row.stat_key] = counters.get(row.stat_key, 0) + int(row.stat_value)
     else:
