@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from curation.localfs import swap_into_place
+from ticcore.outputs import swap_into_place
 
 TOOL = "tic-analyze"
 
@@ -153,7 +153,7 @@ def analyze(splits: Path, out: Path, pool: str | None = None, per_step: int = 30
     import pyarrow.parquet as pq
 
     from benchmarks import analysis as A
-    from curation import sqlfiles
+    from ticcore import sqlfiles
 
     t0 = time.perf_counter()
     if not splits.is_dir():

@@ -28,7 +28,7 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.splits import SplitConfig  # noqa: E402
-from curation.sparkio import (InputError, build_session, check_output_local, commit, delete, is_local,  # noqa: E402
+from ticcore.sparkio import (InputError, build_session, check_output_local, commit, delete, is_local,  # noqa: E402
                               local_path, temp_sibling, write_text)
 
 TOOL = "tic-splits"
@@ -67,13 +67,6 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def is_our_output(path: Path) -> bool:
-    try:
-        return json.loads((path / "stats.json").read_text()).get("tool") == TOOL
-    except (OSError, ValueError):
-        return False
-
-
 def load_pools(spark, timestamps: str, metadata: str, filtered: str | None):
     from pyspark.sql import functions as F
 
@@ -92,7 +85,7 @@ def load_pools(spark, timestamps: str, metadata: str, filtered: str | None):
 def net_classes_doc(subtrees: list[str], kind: str) -> dict:
     from benchmarks.prompts import class_prompts, imagenet_classnames, templates
     from benchmarks.wordnet import subtree_class_ids
-    from curation.imagenet import load_imagenet_classes
+    from ticcore.imagenet import load_imagenet_classes
 
     classes = load_imagenet_classes()
     names = imagenet_classnames()
@@ -114,7 +107,7 @@ def build(spark, out: str, timestamps: str, metadata: str, filtered: str | None,
     from benchmarks.sentence import check_model_path
 
     if is_local(out):
-        check_output_local(out, is_our_output, TOOL)
+        check_output_local(out, TOOL)
     try:
         check_model_path(cfg.sentence_model)
     except FileNotFoundError as exc:

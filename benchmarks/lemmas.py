@@ -80,7 +80,7 @@ class LemmaIndex:
 
 @functools.lru_cache(maxsize=2)
 def imagenet_index(info_dir: str | None = None) -> LemmaIndex:
-    from curation.imagenet import load_imagenet_classes
+    from ticcore.imagenet import load_imagenet_classes
 
     return LemmaIndex(load_imagenet_classes(info_dir))
 

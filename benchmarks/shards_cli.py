@@ -30,7 +30,7 @@ import time
 from pathlib import Path
 
 from benchmarks.download import read_parquet
-from curation.localfs import swap_into_place
+from ticcore.outputs import swap_into_place
 
 TOOL = "tic-shards"
 POOLS = ("unfiltered", "basic", "bestpool")  # TiC-DataComp's; tic-yfcc / tic-redcaps write yfcc15m / redcaps

@@ -28,7 +28,7 @@ from pathlib import Path
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from curation.sparkio import (InputError, build_session, check_output_local, commit, delete, is_local,  # noqa: E402
+from ticcore.sparkio import (InputError, build_session, check_output_local, commit, delete, is_local,  # noqa: E402
                               local_path, temp_sibling, write_text)
 
 
@@ -46,15 +46,6 @@ SOURCES = {"yfcc": Source("yfcc", "tic-yfcc", "yfcc15m", 2011, 2014),
 
 ROW_SCHEMA = ("uid string, url string, text string, first_seen_time timestamp, first_seen_month string, "
               "first_seen_year int, reason string, source_file string")
-
-
-def _is_ours(tool):
-    def check(path: Path) -> bool:
-        try:
-            return json.loads((path / "stats.json").read_text()).get("tool") == tool
-        except (OSError, ValueError):
-            return False
-    return check
 
 
 # ------------------------------------------------------------------ parsing (DataFrame functions)
@@ -149,7 +140,7 @@ def check_inputs(source: Source, inputs: list[str], out: str, subset: str | None
     """The input files, after checking what can be checked without Spark (so bad input fails in a second,
     before a JVM starts)."""
     if is_local(out):
-        check_output_local(out, _is_ours(source.tool), source.tool)
+        check_output_local(out, source.tool)
     files = []
     for path in inputs:
         p = local_path(path) if is_local(path) else None

@@ -158,7 +158,7 @@ def net_candidates(pool: DataFrame) -> DataFrame:
 
 
 def _definition_texts():
-    from curation.imagenet import load_imagenet_classes
+    from ticcore.imagenet import load_imagenet_classes
 
     return [", ".join(c.lemmas) + ": " + c.definition for c in load_imagenet_classes()]
 
@@ -219,7 +219,7 @@ def net_similarity(candidates: DataFrame, pool: DataFrame, cfg: SplitConfig, def
 
 def net_rows(pool: DataFrame, candidates: DataFrame, sims: DataFrame, cfg: SplitConfig) -> tuple[DataFrame, DataFrame]:
     """(Net evaluation rows, every pool row with its Net outcome `net_reason`)."""
-    from curation.imagenet import load_imagenet_classes
+    from ticcore.imagenet import load_imagenet_classes
 
     classes = load_imagenet_classes()
     spark = pool.sparkSession

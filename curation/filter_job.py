@@ -26,7 +26,7 @@ if __package__ in (None, ""):  # run as a file (spark-submit curation/filter_job
 
 import numpy as np  # noqa: E402
 
-from curation.sparkio import (InputError, build_session, check_output_local, commit, delete, is_local,  # noqa: E402
+from ticcore.sparkio import (InputError, build_session, check_output_local, commit, delete, is_local,  # noqa: E402
                               local_path, temp_sibling, write_text)
 
 TOOL = "tic-filter"
@@ -98,13 +98,6 @@ def parse_args(argv) -> FilterConfig:
         p.error("--fraction must be in (0, 1]")
     return FilterConfig(a.filter, a.input_dir, a.output_dir, a.timestamps, a.fraction, a.threshold, a.arch,
                         a.clusters, a.sample_size, a.targets, a.lid_model, a.seed, a.master)
-
-
-def is_our_output(path: Path) -> bool:
-    try:
-        return json.loads((path / "stats.json").read_text()).get("tool") == TOOL
-    except (OSError, ValueError):
-        return False
 
 
 # ------------------------------------------------------------------ per-shard work (runs in the workers)
@@ -217,7 +210,7 @@ def check_inputs(cfg: FilterConfig) -> list[Path]:
     if cfg.lid_model and not Path(cfg.lid_model).is_file():
         raise InputError(f"{cfg.lid_model}: fastText language-ID model not found")
     if is_local(cfg.output_dir):
-        check_output_local(cfg.output_dir, is_our_output, TOOL)
+        check_output_local(cfg.output_dir, TOOL)
     return shards
 
 

@@ -27,7 +27,7 @@ if __package__ in (None, ""):  # run as a file (spark-submit curation/timestamp_
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from curation.extract import READERS, ExtractConfig  # noqa: E402
-from curation.sparkio import (InputError, build_session, check_output_local, commit, delete, hadoop_fs,  # noqa: E402
+from ticcore.sparkio import (InputError, build_session, check_output_local, commit, delete, hadoop_fs,  # noqa: E402
                               is_local, local_path, parquet_writer, read_text, temp_sibling,
                               write_text)
 
@@ -128,13 +128,6 @@ def check_metadata_local(metadata_dir: str) -> None:
             raise InputError(f"{f}: metadata lacks required column(s) {', '.join(missing)}")
 
 
-def is_our_output(path: Path) -> bool:
-    try:
-        return json.loads((path / "stats.json").read_text()).get("tool") == TOOL
-    except (OSError, ValueError):
-        return False
-
-
 # ------------------------------------------------------------------ the job
 
 def run(spark, cfg: TimestampJoinConfig, log=print) -> dict:
@@ -145,7 +138,7 @@ def run(spark, cfg: TimestampJoinConfig, log=print) -> dict:
     from curation.extract import accounting_errors, nest_stats
 
     if is_local(cfg.output_dir):
-        check_output_local(cfg.output_dir, is_our_output, TOOL)
+        check_output_local(cfg.output_dir, TOOL)
     if is_local(cfg.metadata_dir):
         check_metadata_local(cfg.metadata_dir)
     paths = read_manifest(cfg.manifest, cfg.input_base, spark)
@@ -253,7 +246,7 @@ def main(argv: list[str] | None = None) -> int:
         if is_local(cfg.metadata_dir):
             check_metadata_local(cfg.metadata_dir)
         if is_local(cfg.output_dir):
-            check_output_local(cfg.output_dir, is_our_output, TOOL)
+            check_output_local(cfg.output_dir, TOOL)
         spark = build_session(TOOL, cfg.master)
         try:
             stats = run(spark, cfg)

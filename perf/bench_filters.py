@@ -32,10 +32,10 @@ def synth_metadata(root: Path, rows: int, shard_rows: int = 100_000, seed: int =
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from curation.sample_web.captions import make_captions
-    from curation.sample_web.images import SIZES
-    from curation.sample_web.refclip import ImageEmbeddingCache, ReferenceClip
-    from curation.sample_web.vocabulary import ALL_CONCEPTS, COLORS, LANGUAGES, SCENES
+    from sample_web.captions import make_captions
+    from sample_web.images import SIZES
+    from sample_web.refclip import ImageEmbeddingCache, ReferenceClip
+    from sample_web.vocabulary import ALL_CONCEPTS, COLORS, LANGUAGES, SCENES
 
     rng = np.random.default_rng(seed)
     cache = ImageEmbeddingCache(ReferenceClip())
@@ -85,7 +85,7 @@ def bench_basic(root: Path) -> None:
 
 def bench_basic_spark(root: Path) -> None:
     from curation.filter_job import FilterConfig, run
-    from curation.sparkio import build_session
+    from ticcore.sparkio import build_session
 
     spark = build_session("bench", "local[2]", **{"spark.ui.enabled": "false", "spark.driver.memory": "6g"})
     spark.sparkContext.setLogLevel("ERROR")

@@ -30,8 +30,8 @@ def main() -> None:
     from benchmarks.lemmas import imagenet_index, synset_candidates
     from benchmarks.sentence import encode, load_model
     from benchmarks.splits import definition_embeddings
-    from curation.sample_web.captions import make_captions
-    from curation.sample_web.vocabulary import ALL_CONCEPTS, COLORS, LANGUAGES, SCENES
+    from sample_web.captions import make_captions
+    from sample_web.vocabulary import ALL_CONCEPTS, COLORS, LANGUAGES, SCENES
 
     rng = np.random.default_rng(0)
     n = args.captions

@@ -29,8 +29,8 @@ def dir_size(path: Path) -> int:
 
 
 def bench_generate(pairs: int, out: Path, gzip_level: int = 1) -> dict:
-    from curation.sample_web.generate import generate
-    from curation.sample_web.world import SampleWebConfig
+    from sample_web.generate import generate
+    from sample_web.world import SampleWebConfig
 
     shutil.rmtree(out, ignore_errors=True)
     cpu0, t0 = os.times(), time.perf_counter()

@@ -35,8 +35,8 @@ def bench_download(n_urls: int, pairs: int) -> None:
     from benchmarks.download import DownloadConfig, download
     from benchmarks.netguard import NetPolicy
     from conftest import start_image_server
-    from curation.sample_web.generate import generate
-    from curation.sample_web.world import SampleWebConfig
+    from sample_web.generate import generate
+    from sample_web.world import SampleWebConfig
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-shards-"))
     server = start_image_server(workers=2, slow_seconds=0.5)

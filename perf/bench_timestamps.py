@@ -161,7 +161,7 @@ def synth_inputs(root: Path, pool_rows: int, snapshots: int, seed: int = 0) -> i
 
 def spark_join(spark, root: Path, out: Path) -> None:
     from curation import timestamps as ts
-    from curation.sparkio import parquet_writer
+    from ticcore.sparkio import parquet_writer
 
     pool = ts.read_pool(spark, str(root / "metadata"))
     cands = spark.read.parquet(str(root / "candidates"))
@@ -172,7 +172,7 @@ def spark_join(spark, root: Path, out: Path) -> None:
 def duckdb_join(root: Path, out: Path) -> None:
     import duckdb
 
-    from curation import sqlfiles
+    from ticcore import sqlfiles
 
     con = sqlfiles.connect(None, candidates=str(root / "candidates" / "*.parquet"),
                            metadata=str(root / "metadata" / "*.parquet"))
@@ -273,8 +273,8 @@ def main() -> None:
     p.add_argument("--skip-extract", action="store_true")
     args = p.parse_args()
     if not args.skip_extract:
-        from curation.sample_web.generate import generate
-        from curation.sample_web.world import SampleWebConfig
+        from sample_web.generate import generate
+        from sample_web.world import SampleWebConfig
 
         tmp = Path(tempfile.mkdtemp(prefix="bench-extract-"))
         try:

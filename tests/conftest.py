@@ -38,8 +38,8 @@ SAMPLE_PAIRS = 2000
 @pytest.fixture(scope="session")
 def sample_web(tmp_path_factory) -> Path:
     """A 2,000-pair world in two metadata shards (generated once per test session, ~5 s)."""
-    from curation.sample_web.generate import generate
-    from curation.sample_web.world import SampleWebConfig
+    from sample_web.generate import generate
+    from sample_web.world import SampleWebConfig
 
     out = tmp_path_factory.mktemp("sample-web") / "world"
     generate(SampleWebConfig(out=out, pairs=SAMPLE_PAIRS, seed=7, shard_rows=1000, imagenet_per_class=3),
@@ -69,7 +69,7 @@ class ImageServer:
 
 def start_image_server(workers: int = 1, slow_seconds: float = 1.0) -> ImageServer:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "curation.sample_web.cli", "serve", "--port", "0", "--workers", str(workers),
+        [sys.executable, "-m", "sample_web.cli", "serve", "--port", "0", "--workers", str(workers),
          "--slow-seconds", str(slow_seconds)],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=REPO)
     line = proc.stdout.readline()

@@ -275,8 +275,8 @@ def labelled_stream(shards_dir, tmp_path_factory):
     import io
     import tarfile
 
-    from curation.sample_web.images import ImageKey, render_image
-    from curation.sample_web.vocabulary import ALL_CONCEPTS, COLORS, SCENES
+    from sample_web.images import ImageKey, render_image
+    from sample_web.vocabulary import ALL_CONCEPTS, COLORS, SCENES
 
     out = tmp_path_factory.mktemp("labelled-stream")
     by_wnid = {c["wnid"]: c["class_id"] for c in json.loads((shards_dir / "net_classes.json").read_text())["classes"]}

@@ -10,7 +10,7 @@ import pytest
 from curation.extract import (ExtractConfig, ExtractStats, accounting_errors, best_srcset_candidate, decode_html,
                               extract_file, pick_src, resolve_url)
 from curation.extract_cli import main as extract_main
-from curation.sample_web.warc import WarcWriter
+from sample_web.warc import WarcWriter
 
 from .conftest import REAL_WARC_DIR
 

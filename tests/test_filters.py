@@ -12,7 +12,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from curation import sqlfiles
+from ticcore import sqlfiles
 from curation.filter_job import FilterConfig, run
 from curation.filters import threshold_for_fraction
 

@@ -18,9 +18,9 @@ import pyarrow.parquet as pq
 import pytest
 from warcio.archiveiterator import ArchiveIterator
 
-from curation.sample_web.generate import make_uid
-from curation.sample_web.vocabulary import ALL_CONCEPTS, COVID_START, YEARS
-from curation.sample_web.world import concept_year_probabilities
+from sample_web.generate import make_uid
+from sample_web.vocabulary import ALL_CONCEPTS, COVID_START, YEARS
+from sample_web.world import concept_year_probabilities
 
 from .conftest import REPO, SAMPLE_PAIRS, start_image_server
 
@@ -253,7 +253,7 @@ def test_reference_clip_prefers_old_imagenet_like_data(sample_web):
 
 def test_the_look_of_a_concept_drifts_by_year():
     """Pixel correlation with the 2014 picture of the same concept (same colour, scene, size) falls with time."""
-    from curation.sample_web.images import ImageKey, render_pixels
+    from sample_web.images import ImageKey, render_pixels
 
     concepts = [i for i, c in enumerate(ALL_CONCEPTS) if c.kind == "imagenet"][:30]
 
@@ -270,8 +270,8 @@ def test_the_look_of_a_concept_drifts_by_year():
 def test_the_colours_of_a_scene_drift_by_year():
     """A scene's background moves away from its 2016 look year by year, and by 2022 it is about as
     far from it as two different scenes are from each other (a drift a small model can see)."""
-    from curation.sample_web.images import ImageKey, render_pixels
-    from curation.sample_web.vocabulary import SCENES
+    from sample_web.images import ImageKey, render_pixels
+    from sample_web.vocabulary import SCENES
 
     def background(scene, year):  # from 2016 on the object starts 14+ px below the top: the top rows are all scene
         return render_pixels(ImageKey(0, year, 0, scene, 0, 200, 200))[:8].astype(float).mean(axis=(0, 1))
@@ -290,8 +290,8 @@ def _tree_digest(root: Path) -> dict[str, str]:
 
 
 def test_same_seed_gives_byte_identical_outputs(tmp_path):
-    from curation.sample_web.generate import generate
-    from curation.sample_web.world import SampleWebConfig
+    from sample_web.generate import generate
+    from sample_web.world import SampleWebConfig
 
     quiet = lambda *_: None
     for name, seed in (("a", 5), ("b", 5), ("c", 6)):
@@ -303,7 +303,7 @@ def test_same_seed_gives_byte_identical_outputs(tmp_path):
 
 
 def _cli(*args, cwd=REPO):
-    return subprocess.run([sys.executable, "-m", "curation.sample_web.cli", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "sample_web.cli", *args], capture_output=True, text=True,
                           cwd=cwd)
 
 
@@ -399,7 +399,7 @@ def test_image_server_starts_and_stops_cleanly_with_workers():
 # ---------------------------------------------------------------- the generator's bulk helpers
 
 def test_bulk_token_encoding_matches_the_one_by_one_encoder():
-    from curation.sample_web.images import FAILURES, ImageKey, ImageToken, encode_token, encode_tokens
+    from sample_web.images import FAILURES, ImageKey, ImageToken, encode_token, encode_tokens
 
     rng = np.random.default_rng(5)
     n = 2000
@@ -414,7 +414,7 @@ def test_bulk_token_encoding_matches_the_one_by_one_encoder():
 
 
 def test_float16_embeddings_are_the_same_bits_with_or_without_opencv(monkeypatch):
-    import curation.sample_web.refclip as refclip
+    import sample_web.refclip as refclip
 
     clip = refclip.ReferenceClip()
     latent = np.random.default_rng(0).standard_normal((3000, refclip.LATENT_DIM))
@@ -429,7 +429,7 @@ def test_float16_embeddings_are_the_same_bits_with_or_without_opencv(monkeypatch
 def test_npz_writer_round_trips_through_numpy(tmp_path):
     import zipfile
 
-    from curation.sample_web.npzfile import write_npz
+    from sample_web.npzfile import write_npz
 
     rng = np.random.default_rng(1)
     arrays = {"b32_img": rng.standard_normal((50, 512)).astype(np.float16), "class_id": np.arange(7),
@@ -445,8 +445,8 @@ def test_npz_writer_round_trips_through_numpy(tmp_path):
 
 @pytest.mark.parametrize("mode", ["write-behind", "no sync_file_range", "refused"])
 def test_write_behind_file_writes_every_byte_in_order(tmp_path, monkeypatch, mode):
-    import curation.localfs as localfs
-    from curation.sample_web.npzfile import write_npz
+    import ticcore.localfs as localfs
+    from sample_web.npzfile import write_npz
 
     if mode == "no sync_file_range":
         monkeypatch.setattr(localfs, "_SYNC_FILE_RANGE", None)
@@ -474,7 +474,7 @@ def test_write_behind_file_writes_every_byte_in_order(tmp_path, monkeypatch, mod
 def test_the_generator_keeps_freed_memory_under_glibc():
     import platform
 
-    from curation.sample_web.generate import reuse_freed_memory
+    from sample_web.generate import reuse_freed_memory
 
     # True exactly where malloc is glibc's (mallopt took both settings); elsewhere nothing is changed
     assert reuse_freed_memory() is (platform.libc_ver()[0] == "glibc")

@@ -23,7 +23,7 @@ from benchmarks.download import DownloadConfig, download
 from benchmarks.netguard import NetPolicy, address_refusal, parse_resolve, scheme_refusal
 from benchmarks.reshard import StepScheme
 from benchmarks.shards_cli import check_leakage, reshard, url_list
-from curation import sqlfiles
+from ticcore import sqlfiles
 
 from .conftest import REPO, start_image_server
 

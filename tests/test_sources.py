@@ -75,7 +75,7 @@ def test_subset_list_reading_skips_the_header():
 
 @pytest.fixture(scope="module")
 def sources(tmp_path_factory):
-    from curation.sample_web.sources import generate_sources
+    from sample_web.sources import generate_sources
 
     root = tmp_path_factory.mktemp("sources") / "src"
     generate_sources(root, yfcc=2500, redcaps=2500, seed=3, log=QUIET)
@@ -157,7 +157,7 @@ def test_bad_paths_get_one_line_errors(tmp_path):
 
 
 def test_pictures_of_years_before_2014_render():
-    from curation.sample_web.images import ImageKey, render_image
+    from sample_web.images import ImageKey, render_image
 
     for year in (2004, 2008, 2011):
         for w, h in ((300, 225), (1000, 250)):
@@ -165,7 +165,7 @@ def test_pictures_of_years_before_2014_render():
 
 
 def test_sample_sources_are_deterministic_and_rerun_is_a_no_op(sources, tmp_path):
-    from curation.sample_web.sources import generate_sources
+    from sample_web.sources import generate_sources
 
     again = tmp_path / "again"
     generate_sources(again, yfcc=2500, redcaps=2500, seed=3, log=QUIET)

@@ -13,8 +13,8 @@ from benchmarks.cli import build, check_leakage
 from benchmarks.lemmas import imagenet_index, plural_forms, synset_candidates
 from benchmarks.retrieval import average_over_seeds, retrieval_metrics
 from benchmarks.splits import SplitConfig
-from curation import sqlfiles
-from curation.sparkio import InputError
+from ticcore import sqlfiles
+from ticcore.sparkio import InputError
 
 
 # ------------------------------------------------------------------ retrieval scoring
@@ -67,7 +67,7 @@ def test_lemma_index_matches_whole_phrases_plurals_and_resolves_ambiguity():
 
 def test_motor_vehicle_subtree_comes_from_wordnet():
     from benchmarks.wordnet import subtree_class_ids
-    from curation.imagenet import load_imagenet_classes
+    from ticcore.imagenet import load_imagenet_classes
 
     classes = load_imagenet_classes()
     names = {classes[i].name for i in subtree_class_ids("motor_vehicle.n.01", classes)}

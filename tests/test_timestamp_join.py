@@ -15,7 +15,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from curation import sqlfiles
+from ticcore import sqlfiles
 from curation import timestamps as ts
 from curation.extract_cli import extract_to_dir
 from curation.timestamp_join import TimestampJoinConfig, main as job_main, read_manifest, run

@@ -126,7 +126,7 @@ def test_a_run_writes_its_outputs(shards_dir, tmp_path):
     buf = pq.read_table(out / "buffers" / "step_2018.parquet").to_pandas()
     new = (buf.source_step == "2018").sum()
     assert (buf.source_step != "2018").sum() == min(new, (buf.source_step != "2018").sum()) and len(buf) <= 2 * new
-    from curation import sqlfiles
+    from ticcore import sqlfiles
 
     for name in sqlfiles.load("sql/training.sql"):
         assert sqlfiles.run("sql/training.sql", name, root=str(out)).fetchall(), name

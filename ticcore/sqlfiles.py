@@ -5,8 +5,8 @@ A file holds queries, each under a header line `-- name: some_query`, optionally
 `getvariable('name')`, so the same text runs in the duckdb CLI (`SET VARIABLE root = '...';`
 then the query) and from Python (`run(path, "some_query", root="...")`).
 
-    python -m curation.sqlfiles sql/timestamps.sql --list
-    python -m curation.sqlfiles sql/timestamps.sql --var root=OUT --run pairs_per_year
+    python -m ticcore.sqlfiles sql/timestamps.sql --list
+    python -m ticcore.sqlfiles sql/timestamps.sql --var root=OUT --run pairs_per_year
 """
 from __future__ import annotations
 
@@ -16,7 +16,9 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-SQL_DIR = Path(__file__).resolve().parents[1] / "sql"
+from ticcore.pkgdata import package_path
+
+SQL_DIR = package_path("ticcore", "sql")  # shipped as package data; `sql/` in a checkout links here
 _HEADER = re.compile(r"^--\s*name:\s*([A-Za-z_][A-Za-z0-9_]*)\s*$")
 
 
@@ -74,7 +76,7 @@ def run(path: str | Path, name: str, con=None, **variables):
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m curation.sqlfiles", description=__doc__,
+    p = argparse.ArgumentParser(prog="python -m ticcore.sqlfiles", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("file")
     p.add_argument("--var", action="append", default=[], metavar="NAME=VALUE", help="set a DuckDB variable")

@@ -8,8 +8,8 @@ import uuid
 from pathlib import Path
 
 
-class InputError(Exception):
-    """Bad input found before any work: reported as one line, exit code 2."""
+from ticcore.errors import InputError  # noqa: F401  (re-exported: the jobs' one-line input errors)
+from ticcore.outputs import check_output_dir
 
 
 def build_session(app: str, master: str = "local[*]", **conf):
@@ -97,8 +97,6 @@ def commit(spark, tmp: str, final: str) -> None:
         raise OSError(f"{final}: could not move the new output into place")
 
 
-def check_output_local(output_dir: str, is_ours, tool: str) -> None:
-    """Refuse an existing, non-empty directory that an earlier run of `tool` did not write."""
-    out = local_path(output_dir)
-    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not is_ours(out))):
-        raise InputError(f"{output_dir}: exists and is not an earlier {tool} output; refusing to overwrite it")
+def check_output_local(output_dir: str, tool: str) -> None:
+    """Refuse an existing local output that an earlier run of `tool` did not write."""
+    check_output_dir(local_path(output_dir), tool)

@@ -33,7 +33,8 @@ from .npzfile import write_npz
 from .refclip import ImageEmbeddingCache, ReferenceClip, image_key_code, image_key_fields
 from .vocabulary import (ALL_CONCEPTS, CDN_HOSTS, COLORS, COVID_START, FLICKR_DECOY_HOSTS, FLICKR_HOST_FARMS,
                          FLICKR_HOST_LIVE, LANGUAGES, SCENES, SITE_WORDS_A, SITE_WORDS_B, TLD_BY_LANGUAGE)
-from ..localfs import WriteBehindFile, swap_into_place
+from ticcore.localfs import WriteBehindFile
+from ticcore.outputs import swap_into_place
 from .warc import WarcWriter, http_date
 from .world import CRAWL_DAYS, SampleWebConfig, year_weights
 
@@ -607,7 +608,7 @@ class Generator:
     # ------------------------------------------------------------ ImageNet-like set
     def imagenet_like(self) -> None:
         """Labelled pictures of each ImageNet concept in its oldest look, with reference-CLIP embeddings."""
-        from ..imagenet import classes_by_wnid
+        from ticcore.imagenet import classes_by_wnid
 
         rng = np.random.default_rng([self.cfg.seed, 3])
         by_wnid = classes_by_wnid()

@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if argv[:1] == ["sources"]:
         sp = argparse.ArgumentParser(prog="tic-sample-web sources",
-                                     description="YFCC100M-style and RedCaps-style sources (see curation/sample_web/sources.py)")
+                                     description="YFCC100M-style and RedCaps-style sources (see sample_web/sources.py)")
         sp.add_argument("--out", required=True, type=Path)
         sp.add_argument("--yfcc", type=_positive_int, default=6000, help="YFCC metadata lines (default 6000)")
         sp.add_argument("--redcaps", type=_positive_int, default=6000, help="RedCaps annotations (default 6000)")

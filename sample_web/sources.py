@@ -24,7 +24,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ..localfs import swap_into_place
+from ticcore.outputs import swap_into_place
 from .images import FAIL_NOT_FOUND, FAIL_OK, SIZES, ImageKey, ImageToken, encode_token
 from .vocabulary import ALL_CONCEPTS, COLORS, SCENES
 from .world import concept_year_probabilities

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from isal import isal_zlib
 
-from ..localfs import WriteBehindFile
+from ticcore.localfs import WriteBehindFile
 
 _DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
