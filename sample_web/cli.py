@@ -10,6 +10,15 @@ import os
 import sys
 from pathlib import Path
 
+from ticcore.errors import report_user_errors
+
+from .generate import generate
+from .server import main_serve
+from .sources import generate_sources
+from .world import SampleWebConfig
+
+TOOL = "tic-sample-web"
+
 
 def _positive_int(text: str) -> int:
     try:
@@ -59,8 +68,6 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["serve"]:
         args = serve_parser().parse_args(argv[1:])
-        from .server import main_serve
-
         main_serve(args.host, args.port, args.workers, args.slow_seconds)
         return 0
     if argv[:1] == ["sources"]:
@@ -71,32 +78,22 @@ def main(argv: list[str] | None = None) -> int:
         sp.add_argument("--redcaps", type=_positive_int, default=6000, help="RedCaps annotations (default 6000)")
         sp.add_argument("--seed", type=int, default=0)
         args = sp.parse_args(argv[1:])
-        from .sources import generate_sources
-
-        try:
-            generate_sources(args.out, args.yfcc, args.redcaps, args.seed)
-        except ValueError as exc:
-            print(f"tic-sample-web: error: {exc}", file=sys.stderr)
-            return 2
-        return 0
+        # the config classes and the sources generator refuse bad values with a ValueError
+        return report_user_errors(TOOL, lambda: generate_sources(args.out, args.yfcc, args.redcaps, args.seed),
+                                  also=(ValueError,))
     if argv[:1] == ["generate"]:
         argv = argv[1:]
-    parser = generate_parser()
-    args = parser.parse_args(argv)
-    from .generate import GenerationError, generate
-    from .world import SampleWebConfig
+    args = generate_parser().parse_args(argv)
 
-    try:
+    def body():
         cfg = SampleWebConfig(out=args.out, pairs=args.pairs, seed=args.seed,
                               snapshots_per_year=args.snapshots_per_year, shard_rows=args.shard_rows,
                               imagenet_per_class=args.imagenet_per_class,
                               warc_target_bytes=args.warc_target_mb << 20, big_page=not args.no_big_page,
                               gzip_level=args.gzip_level)
         generate(cfg, progress=not args.quiet)
-    except (GenerationError, ValueError) as exc:
-        print(f"tic-sample-web: error: {exc}", file=sys.stderr)
-        return 2
-    return 0
+
+    return report_user_errors(TOOL, body, also=(ValueError,))
 
 
 if __name__ == "__main__":

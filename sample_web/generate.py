@@ -23,6 +23,12 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 from threadpoolctl import threadpool_limits
+from tqdm import tqdm
+
+from ticcore.errors import UserError
+from ticcore.imagenet import classes_by_wnid
+from ticcore.localfs import WriteBehindFile
+from ticcore.outputs import swap_into_place
 
 from . import html as H
 from .captions import make_captions
@@ -33,8 +39,6 @@ from .npzfile import write_npz
 from .refclip import ImageEmbeddingCache, ReferenceClip, image_key_code, image_key_fields
 from .vocabulary import (ALL_CONCEPTS, CDN_HOSTS, COLORS, COVID_START, FLICKR_DECOY_HOSTS, FLICKR_HOST_FARMS,
                          FLICKR_HOST_LIVE, LANGUAGES, SCENES, SITE_WORDS_A, SITE_WORDS_B, TLD_BY_LANGUAGE)
-from ticcore.localfs import WriteBehindFile
-from ticcore.outputs import swap_into_place
 from .warc import WarcWriter, http_date
 from .world import CRAWL_DAYS, SampleWebConfig, year_weights
 
@@ -48,7 +52,7 @@ FILLER = ("Posted by the editors. Read more about this topic in our archive, sha
           "and leave a comment below. All pictures are for illustration only.")
 
 
-class GenerationError(Exception):
+class GenerationError(UserError):
     """Bad arguments or output location: reported as one line, exit code 2."""
 
 
@@ -608,8 +612,6 @@ class Generator:
     # ------------------------------------------------------------ ImageNet-like set
     def imagenet_like(self) -> None:
         """Labelled pictures of each ImageNet concept in its oldest look, with reference-CLIP embeddings."""
-        from ticcore.imagenet import classes_by_wnid
-
         rng = np.random.default_rng([self.cfg.seed, 3])
         by_wnid = classes_by_wnid()
         concepts = [i for i, c in enumerate(ALL_CONCEPTS) if c.kind == "imagenet"]
@@ -696,8 +698,6 @@ def generate(cfg: SampleWebConfig, progress: bool = True, log=print) -> dict:
     reuse_freed_memory()
     try:
         gen = Generator(cfg, staging, progress)
-        from tqdm import tqdm
-
         bar = tqdm(total=cfg.pairs, unit="pair", disable=not progress, file=sys.stderr, desc="sample web")
         # One BLAS thread: the generator is a one-core process, and OpenBLAS's waiting threads spin
         # (with two of them, ~25 us of CPU per pair went to spinning). It also keeps every embedding

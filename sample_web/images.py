@@ -25,6 +25,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 
 import numpy as np
+from PIL import Image, ImageDraw
 
 from .vocabulary import ALL_CONCEPTS, COLORS, SCENES
 
@@ -195,8 +196,6 @@ def scene_colors(scene: int, look_year: int) -> tuple[np.ndarray, np.ndarray]:
 def _background(scene: int, look_year: int, w: int, h: int):
     """The scene's vertical gradient in the year's colours (see `scene_colors`); later years are
     shot with more contrast."""
-    from PIL import Image
-
     t = np.linspace(0.0, 1.0, h)[:, None]
     top, bottom = scene_colors(scene, look_year)
     rows = top * (1 - t) + bottom * t
@@ -209,8 +208,6 @@ def _background(scene: int, look_year: int, w: int, h: int):
 
 def render_image(key: ImageKey):
     """The picture for a key, as a PIL image (drawn with PIL primitives: fast at any size)."""
-    from PIL import Image, ImageDraw
-
     w, h = key.width, key.height
     seed = int.from_bytes(hashlib.blake2b(repr(key).encode(), digest_size=8).digest(), "big")
     rng = np.random.default_rng(seed)

@@ -42,7 +42,7 @@ def _to_float16(src: np.ndarray, dst: np.ndarray) -> None:
 
 @functools.lru_cache(maxsize=1)
 def _fp16_converter():
-    try:
+    try:  # optional (~0.12 s to import): numpy casts when it is missing
         import cv2
     except ImportError:
         return None

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -106,8 +107,6 @@ def year_weights(years: tuple[int, ...]) -> np.ndarray:
 
 def concept_base_weights() -> np.ndarray:
     """Zipf-like base frequency per concept, fixed by the vocabulary (not by the seed)."""
-    import hashlib
-
     ranks = np.argsort([hashlib.sha256(c.key.encode()).hexdigest() for c in ALL_CONCEPTS])
     base = np.empty(len(ALL_CONCEPTS))
     base[ranks] = 1.0 / (np.arange(len(ALL_CONCEPTS)) + 8) ** 0.7

@@ -9,7 +9,7 @@ OUT=${DEMO_OUT:-demo-out}
 PAIRS=${DEMO_PAIRS:-50000}
 echo "[demo] 1/10 generating a sample web of $PAIRS pairs in $OUT/world"
 tic-sample-web --out "$OUT/world" --pairs "$PAIRS" --seed 0
-python -m ticcore.sqlfiles sql/sample_web.sql --var root="$OUT/world" --run crawl_overview
+tic-sql sql/sample_web.sql --var root="$OUT/world" --run crawl_overview
 echo "[demo] 2/10 first-seen timestamps: spark-submit curation/timestamp_join.py (local[*])"
 spark-submit --master 'local[*]' --driver-memory 4g --conf spark.log.level=ERROR \
   --conf spark.ui.showConsoleProgress=false \
@@ -17,19 +17,19 @@ spark-submit --master 'local[*]' --driver-memory 4g --conf spark.log.level=ERROR
   || { tail -20 "$OUT/timestamp_join.log" >&2; exit 1; }
 test -f "$OUT/timestamps/stats.json" || { echo "[demo] the timestamp join failed" >&2; exit 1; }
 echo "[demo] 3/10 DuckDB over the first-seen table (sql/timestamps.sql)"
-python -m ticcore.sqlfiles sql/timestamps.sql --var root="$OUT/timestamps" \
+tic-sql sql/timestamps.sql --var root="$OUT/timestamps" \
   --run pairs_per_year --run single_snapshot_share --run unmatched_by_reason
 echo "[demo] 4/10 DataComp filters on the timestamped pool: basic and bestpool (tic-filter)"
 for f in basic bestpool; do
   tic-filter "$f" "$OUT/world/metadata" "$OUT/filtered/$f" --timestamps "$OUT/timestamps" 2> "$OUT/filter_$f.log" \
     || { tail -20 "$OUT/filter_$f.log" >&2; exit 1; }
 done
-python -m ticcore.sqlfiles sql/filters.sql --var root="$OUT/filtered" --run bestpool_vs_basic_share
+tic-sql sql/filters.sql --var root="$OUT/filtered" --run bestpool_vs_basic_share
 echo "[demo] 5/10 evaluation splits and leak-free training pools (tic-splits build, then check-leakage)"
 tic-splits build "$OUT/splits" --timestamps "$OUT/timestamps" --metadata "$OUT/world/metadata" \
   --filtered "$OUT/filtered" --keep-net-candidates --eval-size 150 2> "$OUT/splits.log" || { tail -20 "$OUT/splits.log" >&2; exit 1; }
 tic-splits check-leakage "$OUT/splits" 2>> "$OUT/splits.log"
-python -m ticcore.sqlfiles sql/splits.sql --var root="$OUT/splits" --run train_sizes
+tic-sql sql/splits.sql --var root="$OUT/splits" --run train_sizes
 echo "[demo] 6/10 distribution shift between the steps (tic-analyze: image Fréchet distance, caption category TV)"
 tic-analyze "$OUT/splits" "$OUT/analysis" --embeddings "$OUT/world/metadata" --per-step 2000 2> "$OUT/analysis.log" \
   || { tail -20 "$OUT/analysis.log" >&2; exit 1; }
@@ -45,7 +45,7 @@ tic-shards download "$OUT/splits" "$OUT/download" --extra "$OUT/world/imagenet_l
 grep "tic-shards" "$OUT/download.log"
 tic-shards reshard "$OUT/splits" "$OUT/download" "$OUT/shards" --samples-per-shard 2000 \
   --static "$OUT/world/imagenet_like/images.parquet"
-python -m ticcore.sqlfiles sql/shards.sql --var root="$OUT/shards" --var download="$OUT/download" \
+tic-sql sql/shards.sql --var root="$OUT/shards" --var download="$OUT/download" \
   --run samples_per_step --run download_success_by_year
 echo "[demo] 8/10 TiC-YFCC and TiC-RedCaps from the sample web's YFCC100M- and RedCaps-style sources (tic-yfcc, tic-redcaps)"
 tic-sample-web sources --out "$OUT/sources" --yfcc 12000 --redcaps 12000 --seed 0
@@ -64,7 +64,7 @@ tic-train run --data "$OUT/shards" --out "$OUT/train-demo" --method cumulative-e
   --budget-samples 3584 --batch-size 64 --warmup 4 --workers 2 --checkpoint-every 0 2> "$OUT/train-demo.log" \
   || { tail -20 "$OUT/train-demo.log" >&2; exit 1; }
 tic-train metrics "$OUT/train-demo/matrix_retrieval.csv"
-python -m ticcore.sqlfiles sql/training.sql --var root="$OUT/train-demo" --run buffer_sizes
+tic-sql sql/training.sql --var root="$OUT/train-demo" --run buffer_sizes
 echo "[demo] 10/10 AnytimeCL: online learning on TiC-DataComp-Net in time order, from the first step's checkpoint"
 rm -rf "$OUT/anytime-demo"  # a short run: redone each time rather than resumed
 tic-train anytime --data "$OUT/shards" --checkpoint "$(ls "$OUT"/train-demo/checkpoints/step_*.pt | head -1)" \

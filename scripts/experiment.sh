@@ -10,5 +10,5 @@ OUT=demo-out
 . scripts/env.sh
 echo "[experiment] tic-train experiment --data $OUT/shards --out $OUT/experiment --config training/configs/sample-world.yaml $*"
 tic-train experiment --data "$OUT/shards" --out "$OUT/experiment" --config training/configs/sample-world.yaml "$@"
-python -m ticcore.sqlfiles sql/training.sql --var root="$OUT/experiment" --run buffer_sizes
+tic-sql sql/training.sql --var root="$OUT/experiment" --run buffer_sizes
 echo "[experiment] report: $OUT/experiment/report.md"

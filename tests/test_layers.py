@@ -36,9 +36,17 @@ def test_a_broken_layer_is_caught(tmp_path):
 @pytest.mark.slow
 def test_an_installed_wheel_finds_its_sql_files(tmp_path):
     """`pip install .` ships sql/*.sql as package data: the README's SQL step runs from the wheel alone."""
+    src = tmp_path / "src"  # a copy of the tracked files: building writes build/ beside the sources
+    src.mkdir()
+    tracked = subprocess.run(["git", "ls-files", "-z"], cwd=REPO, capture_output=True, check=True).stdout
+    for rel in filter(None, tracked.decode().split("\0")):
+        source = REPO / rel
+        if source.is_file() and not source.is_symlink():
+            (src / rel).parent.mkdir(parents=True, exist_ok=True)
+            (src / rel).write_bytes(source.read_bytes())
     wheels = tmp_path / "wheels"
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(wheels),
-                    str(REPO)], check=True, capture_output=True)
+                    str(src)], check=True, capture_output=True)
     wheel = next(wheels.glob("tic_clip-*.whl"))
     names = zipfile.ZipFile(wheel).namelist()
     assert "ticcore/sql/timestamps.sql" in names and "training/model_configs/tic-tiny.json" in names

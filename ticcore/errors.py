@@ -25,9 +25,11 @@ EXIT_USER_ERROR = 2
 
 
 def report_user_errors(tool: str, body: Callable[[], int | None], also: tuple[type[BaseException], ...] = ()) -> int:
-    """Run `body`; a UserError (or one of `also`) becomes one line on stderr and exit code 2."""
+    """Run `body`; a UserError (or one of `also`) becomes one line on stderr and exit code 2.
+    The exit code is what `body` returns when that is an int, else 0."""
     try:
-        return body() or 0
+        rc = body()
     except (UserError, *also) as exc:
         print(f"{tool}: error: {exc}", file=sys.stderr)
         return EXIT_USER_ERROR
+    return rc if isinstance(rc, int) else 0

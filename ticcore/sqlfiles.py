@@ -5,8 +5,12 @@ A file holds queries, each under a header line `-- name: some_query`, optionally
 `getvariable('name')`, so the same text runs in the duckdb CLI (`SET VARIABLE root = '...';`
 then the query) and from Python (`run(path, "some_query", root="...")`).
 
-    python -m ticcore.sqlfiles sql/timestamps.sql --list
-    python -m ticcore.sqlfiles sql/timestamps.sql --var root=OUT --run pairs_per_year
+    tic-sql sql/timestamps.sql --list
+    tic-sql sql/timestamps.sql --var root=OUT --run pairs_per_year
+
+The files ship with the package (ticcore/sql, linked as sql/ in a checkout): a name that is not an
+existing path (`timestamps.sql`, `sql/timestamps.sql`, `timestamps`) is looked up there, so the same
+commands work from an installed wheel, in any directory.
 """
 from __future__ import annotations
 
@@ -16,6 +20,9 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+import duckdb
+
+from ticcore.errors import report_user_errors
 from ticcore.pkgdata import package_path
 
 SQL_DIR = package_path("ticcore", "sql")  # shipped as package data; `sql/` in a checkout links here
@@ -32,7 +39,7 @@ class NamedQuery:
 def load(path: str | Path) -> dict[str, NamedQuery]:
     path = Path(path)
     if not path.is_absolute() and not path.exists():
-        path = SQL_DIR / path.name
+        path = SQL_DIR / (path.name if path.suffix == ".sql" else path.name + ".sql")
     queries: dict[str, NamedQuery] = {}
     name, doc, body = None, [], []
 
@@ -59,8 +66,6 @@ def load(path: str | Path) -> dict[str, NamedQuery]:
 
 
 def connect(con=None, **variables):
-    import duckdb
-
     con = con or duckdb.connect()
     for key, value in variables.items():
         con.execute(f"SET VARIABLE {key} = ?", [value])
@@ -76,13 +81,17 @@ def run(path: str | Path, name: str, con=None, **variables):
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m ticcore.sqlfiles", description=__doc__,
+    p = argparse.ArgumentParser(prog="tic-sql", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("file")
     p.add_argument("--var", action="append", default=[], metavar="NAME=VALUE", help="set a DuckDB variable")
     p.add_argument("--run", action="append", default=[], metavar="QUERY", help="run a named query (repeatable)")
     p.add_argument("--list", action="store_true", help="list the file's queries")
     args = p.parse_args(argv)
+    return report_user_errors("tic-sql", lambda: _run_cli(p, args), also=(OSError, duckdb.Error))
+
+
+def _run_cli(p: argparse.ArgumentParser, args) -> int:
     queries = load(args.file)
     if args.list or not args.run:
         for q in queries.values():
