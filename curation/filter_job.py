@@ -16,7 +16,6 @@ OUTPUT_DIR receives (temporary sibling, then rename):
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -25,16 +24,25 @@ if __package__ in (None, ""):  # run as a file (spark-submit curation/filter_job
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import pyarrow.parquet as pq  # noqa: E402
+from pyspark import StorageLevel  # noqa: E402
+from pyspark.sql import functions as F  # noqa: E402
+from pyspark.sql import types as T  # noqa: E402
 
-from ticcore.sparkio import (InputError, build_session, check_output_local, commit, delete, is_local,  # noqa: E402
-                              local_path, temp_sibling, write_text)
+from curation.filters import (SCORE_COLUMNS, BasicFilter, Batch, Chain, ClipScoreFilter, ImageFilter,  # noqa: E402
+                              caption_stats, default_clusters, first_reasons, kmeans, nearest_centroid,
+                              target_clusters)
+from curation.metadata import check_shards, load_embeddings  # noqa: E402
+from curation.spark_output import staged_output, write_stats  # noqa: E402
+from ticcore.errors import InputError, report_user_errors  # noqa: E402
+from ticcore.schemas import FILTER_VERDICT, FIRST_SEEN  # noqa: E402
+from ticcore.sparkio import build_session, check_output_local, is_local, local_path  # noqa: E402
 
 TOOL = "tic-filter"
 FILTERS = ("basic", "clip", "image", "bestpool")
 NEEDED_COLUMNS = {"basic": ("uid", "text", "original_width", "original_height"),
                   "clip": ("uid",), "image": ("uid", "text"), "bestpool": ("uid", "text")}
-FIRST_SEEN_COLUMNS = ("first_seen_time", "first_seen_month", "first_seen_year", "first_seen_snapshot",
-                      "last_seen_time", "n_snapshots_seen")
 
 
 @dataclass(frozen=True)
@@ -55,8 +63,6 @@ class FilterConfig:
 
     @property
     def score_column(self) -> str:
-        from curation.filters import SCORE_COLUMNS
-
         return SCORE_COLUMNS[self.arch]
 
     @property
@@ -103,15 +109,11 @@ def parse_args(argv) -> FilterConfig:
 # ------------------------------------------------------------------ per-shard work (runs in the workers)
 
 def _load_shard(path: str, columns=None):
-    import pyarrow.parquet as pq
-
     return pq.read_table(path, columns=columns).to_pandas()
 
 
 def _prefilter(cfg: FilterConfig, threshold: float | None):
     """The checks that decide which rows the image clusters are built from."""
-    from curation.filters import Chain, ClipScoreFilter, ImageFilter
-
     image_caption = ImageFilter(np.zeros((1, 1)), frozenset())
     if cfg.filter == "bestpool":
         return Chain("pre", (ClipScoreFilter(threshold, cfg.arch),)), image_caption
@@ -119,8 +121,6 @@ def _prefilter(cfg: FilterConfig, threshold: float | None):
 
 
 def _candidate_mask(cfg, threshold, rows, stats) -> np.ndarray:
-    from curation.filters import Batch, first_reasons
-
     pre, image_caption = _prefilter(cfg, threshold)
     b = Batch(rows, stats)
     checks = (pre.checks(b) if pre else []) + image_caption.caption_checks(b)
@@ -130,11 +130,6 @@ def _candidate_mask(cfg, threshold, rows, stats) -> np.ndarray:
 def candidate_rows(cfg: FilterConfig, threshold, sample_size_hint=None):
     """mapInPandas body: per shard, the uids of rows the clusters are built from (and a sampled embedding)."""
     def run(batches):
-        import pandas as pd
-
-        from curation.filters import caption_stats
-        from curation.metadata import load_embeddings
-
         for batch in batches:
             for path in batch["path"]:
                 rows = _load_shard(path, ["uid", "text", cfg.score_column] if cfg.filter == "bestpool"
@@ -155,10 +150,6 @@ def candidate_rows(cfg: FilterConfig, threshold, sample_size_hint=None):
 def evaluate_rows(cfg: FilterConfig, threshold, centroids, targets, out_columns):
     """mapInPandas body: per shard, every row with `filter` and `reason` (None = kept)."""
     def run(batches):
-        from curation.filters import (Batch, BasicFilter, Chain, ClipScoreFilter, ImageFilter, caption_stats,
-                                      first_reasons, nearest_centroid)
-        from curation.metadata import load_embeddings
-
         image = ImageFilter(centroids, targets) if centroids is not None else None
         chain = {"basic": Chain("basic", (BasicFilter(),)),
                  "clip": Chain("clip", (ClipScoreFilter(threshold, cfg.arch),)),
@@ -190,15 +181,11 @@ def evaluate_rows(cfg: FilterConfig, threshold, centroids, targets, out_columns)
 # ------------------------------------------------------------------ the job
 
 def check_inputs(cfg: FilterConfig) -> list[Path]:
-    import pyarrow.parquet as pq
-
-    from curation.metadata import ShardError, check_shards
-
     if not is_local(cfg.input_dir) or not local_path(cfg.input_dir).is_dir():
         raise InputError(f"{cfg.input_dir}: metadata directory not found (a local or mounted path is needed)")
     try:
         shards = check_shards(local_path(cfg.input_dir))
-    except (ShardError, FileNotFoundError) as exc:
+    except FileNotFoundError as exc:  # (a ShardError is a UserError already)
         raise InputError(str(exc))
     need = set(NEEDED_COLUMNS[cfg.filter]) | ({cfg.score_column} if cfg.filter in ("clip", "bestpool") else set())
     for shard in shards:
@@ -216,8 +203,6 @@ def check_inputs(cfg: FilterConfig) -> list[Path]:
 
 def exact_threshold(scores_df, column: str, fraction: float, total_rows: int) -> float:
     """DataComp's threshold, computed exactly and in a distributed way: the n-th largest valid score."""
-    from pyspark.sql import functions as F
-
     n = int(total_rows * fraction)
     valid = scores_df.where(F.col(column).isNotNull() & ~F.isnan(column)).select(F.col(column).cast("double").alias("s"))
     ranked = valid.orderBy(F.col("s").desc()).rdd.zipWithIndex().filter(lambda x: x[1] == n).map(lambda x: x[0][0])
@@ -226,18 +211,13 @@ def exact_threshold(scores_df, column: str, fraction: float, total_rows: int) ->
 
 
 def run(spark, cfg: FilterConfig, log=print) -> dict:
-    from pyspark.sql import functions as F
-    from pyspark.sql import types as T
-
-    from curation.filters import default_clusters, kmeans, target_clusters
-
     shards = check_inputs(cfg)
     paths = spark.createDataFrame([(str(s),) for s in shards], "path string").repartition(len(shards))
     meta = spark.read.option("pathGlobFilter", "*.parquet").parquet(str(local_path(cfg.input_dir)))
     first_seen = None
     if cfg.timestamps:
         first_seen = (spark.read.parquet(cfg.timestamps.rstrip("/") + "/first_seen")
-                      .select("uid", *[c for c in FIRST_SEEN_COLUMNS]))
+                      .select("uid", *FIRST_SEEN.names))
     pool_uids = first_seen.select("uid") if first_seen is not None else None
     n_pool = pool_uids.count() if pool_uids is not None else meta.count()
     log(f"[{TOOL}] {cfg.filter}: {len(shards)} shards, pool of {n_pool} rows"
@@ -253,44 +233,15 @@ def run(spark, cfg: FilterConfig, log=print) -> dict:
 
     centroids, targets, cluster_info = None, frozenset(), {}
     if cfg.filter in ("image", "bestpool"):
-        cand_schema = T.StructType([T.StructField("uid", T.StringType()), T.StructField("emb", T.BinaryType())])
-        cands = paths.mapInPandas(candidate_rows(cfg, threshold), cand_schema)
-        if pool_uids is not None:
-            cands = cands.join(pool_uids, "uid", "left_semi")
-        cands = cands.where(F.col("emb").isNotNull()).cache()
-        n_cand = cands.count()
-        if n_cand == 0:
-            raise InputError(f"{cfg.input_dir}: no row passes the caption filter; nothing to cluster")
-        k = min(cfg.clusters or default_clusters(n_cand), n_cand)
-        want = cfg.sample_size or max(40_000, 40 * k)
-        frac = min(1.0, want / n_cand)
-        # Sample by a hash of the uid: the same rows whatever the partitioning.
-        sample = cands.where(F.xxhash64("uid", F.lit(cfg.seed)) % 1_000_000 < int(frac * 1_000_000)
-                             if frac < 1 else F.lit(True)).orderBy("uid").select("emb").collect()
-        cands.unpersist()
-        x = np.stack([np.frombuffer(r.emb, np.float16) for r in sample]).astype(np.float32)
-        centroids = kmeans(x, k, seed=cfg.seed)
-        with np.load(cfg.targets_path) as npz:
-            target_emb = npz["l14_img"].astype(np.float32)
-        targets = target_clusters(target_emb, centroids)
-        cluster_info = {"candidates": n_cand, "clusters": int(len(centroids)), "sample_size": len(x),
-                        "targets": int(len(target_emb)), "target_clusters": len(targets),
-                        "library": "faiss (spherical k-means)"}
-        log(f"[{TOOL}] k-means: {len(centroids)} clusters from {len(x)} of {n_cand} candidates; "
-            f"{len(targets)} clusters hold a target")
+        centroids, targets, cluster_info = _image_clusters(cfg, paths, pool_uids, threshold, log)
 
-    meta_fields = [f for f in meta.schema.fields]
-    out_fields = meta_fields + [T.StructField("filter", T.StringType()), T.StructField("reason", T.StringType())]
-    out_schema = T.StructType(out_fields)
+    out_schema = T.StructType(meta.schema.fields + FILTER_VERDICT.spark_schema().fields)
     rows = paths.mapInPandas(evaluate_rows(cfg, threshold, centroids, targets, out_schema.fieldNames()), out_schema)
     if first_seen is not None:
         rows = rows.join(first_seen, "uid", "inner")
-    from pyspark import StorageLevel
-
     rows = rows.persist(StorageLevel.MEMORY_AND_DISK)
     by_year = "first_seen_year" in rows.columns
-    tmp = temp_sibling(cfg.output_dir)
-    try:
+    with staged_output(spark, cfg.output_dir) as tmp:
         for part, cond, cols in (("kept", F.col("reason").isNull(), [c for c in rows.columns if c != "reason"]),
                                  ("dropped", F.col("reason").isNotNull(), rows.columns)):
             out = rows.where(cond).select(*cols)
@@ -303,12 +254,39 @@ def run(spark, cfg: FilterConfig, log=print) -> dict:
         counts = rows.groupBy(*keys).count().collect()
         rows.unpersist()
         stats = _stats(cfg, counts, by_year, n_pool, threshold, cluster_info, len(shards))
-        write_text(spark, tmp + "/stats.json", json.dumps(stats, indent=1, sort_keys=True) + "\n")
-        commit(spark, tmp, cfg.output_dir)
-    except BaseException:
-        delete(spark, tmp)
-        raise
+        write_stats(spark, tmp, stats)
     return stats
+
+
+def _image_clusters(cfg: FilterConfig, paths, pool_uids, threshold, log):
+    """(centroids, the target clusters, stats.json's `image_clusters`): k-means over a sample of the rows
+    that reach the image checks, and the clusters nearest to the target embeddings."""
+    cand_schema = T.StructType([T.StructField("uid", T.StringType()), T.StructField("emb", T.BinaryType())])
+    cands = paths.mapInPandas(candidate_rows(cfg, threshold), cand_schema)
+    if pool_uids is not None:
+        cands = cands.join(pool_uids, "uid", "left_semi")
+    cands = cands.where(F.col("emb").isNotNull()).cache()
+    n_cand = cands.count()
+    if n_cand == 0:
+        raise InputError(f"{cfg.input_dir}: no row passes the caption filter; nothing to cluster")
+    k = min(cfg.clusters or default_clusters(n_cand), n_cand)
+    want = cfg.sample_size or max(40_000, 40 * k)
+    frac = min(1.0, want / n_cand)
+    # Sample by a hash of the uid: the same rows whatever the partitioning.
+    sample = cands.where(F.xxhash64("uid", F.lit(cfg.seed)) % 1_000_000 < int(frac * 1_000_000)
+                         if frac < 1 else F.lit(True)).orderBy("uid").select("emb").collect()
+    cands.unpersist()
+    x = np.stack([np.frombuffer(r.emb, np.float16) for r in sample]).astype(np.float32)
+    centroids = kmeans(x, k, seed=cfg.seed)
+    with np.load(cfg.targets_path) as npz:
+        target_emb = npz["l14_img"].astype(np.float32)
+    targets = target_clusters(target_emb, centroids)
+    cluster_info = {"candidates": n_cand, "clusters": int(len(centroids)), "sample_size": len(x),
+                    "targets": int(len(target_emb)), "target_clusters": len(targets),
+                    "library": "faiss (spherical k-means)"}
+    log(f"[{TOOL}] k-means: {len(centroids)} clusters from {len(x)} of {n_cand} candidates; "
+        f"{len(targets)} clusters hold a target")
+    return centroids, targets, cluster_info
 
 
 def _stats(cfg, counts, by_year, n_pool, threshold, cluster_info, n_shards) -> dict:
@@ -338,18 +316,22 @@ def _stats(cfg, counts, by_year, n_pool, threshold, cluster_info, n_shards) -> d
             "image_clusters": cluster_info, "accounting": {"ok": not errors, "errors": errors}}
 
 
+def _checked_run(cfg: FilterConfig) -> dict:
+    check_inputs(cfg)  # before a JVM starts
+    spark = build_session(TOOL, cfg.master)
+    try:
+        return run(spark, cfg)
+    finally:
+        spark.stop()
+
+
 def main(argv=None) -> int:
     cfg = parse_args(argv)
-    try:
-        check_inputs(cfg)
-        spark = build_session(TOOL, cfg.master)
-        try:
-            stats = run(spark, cfg)
-        finally:
-            spark.stop()
-    except InputError as exc:
-        print(f"{TOOL}: error: {exc}", file=sys.stderr)
-        return 2
+    return report_user_errors(TOOL, lambda: _report(cfg, _checked_run(cfg)))
+
+
+def _report(cfg: FilterConfig, stats: dict) -> int:
+    """The run's summary on stdout; the exit code (1: the accounting does not add up)."""
     print(f"[{TOOL}] {cfg.filter}: kept {stats['kept']} of {stats['input']} ({stats['retention']:.1%}); dropped: "
           + ", ".join(f"{k} {v}" for k, v in stats["dropped"].items()))
     if stats["by_year"]:

@@ -24,13 +24,13 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from curation.langid import predict_languages
+
 Check = tuple[str, np.ndarray]
 
 
 def caption_stats(text: pd.Series, lid_model: str | None = None) -> pd.DataFrame:
     """language (fastText top-1), n_words (`len(t.split())`), n_chars (`len(t)`); text may be null."""
-    from .langid import predict_languages
-
     filled = text.fillna("").astype(str).tolist()
     return pd.DataFrame({
         "language": predict_languages(filled, lid_model) if filled else [],
@@ -165,6 +165,8 @@ def target_clusters(targets: np.ndarray, centroids: np.ndarray) -> frozenset:
 def kmeans(sample: np.ndarray, k: int, seed: int = 0, iterations: int = 20) -> np.ndarray:
     """Spherical k-means with faiss (unit-norm centroids, as for CLIP embeddings), deterministic for a
     given sample order and seed."""
+    # Imported here: faiss costs 40-65 ms to import, and only the image and bestpool filters' driver
+    # needs it (every tic-filter process and Spark Python worker imports this module).
     import faiss
 
     x = np.ascontiguousarray(sample, dtype=np.float32)

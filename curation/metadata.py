@@ -1,14 +1,18 @@
 """DataComp-style metadata shards: `NAME.parquet` with a sibling `NAME.npz` of embeddings in the same row order."""
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
 
 import numpy as np
+import pyarrow.parquet as pq
+
+from ticcore.errors import UserError
 
 EMBEDDING_KEYS = ("l14_img", "l14_txt", "b32_img", "b32_txt")
 
 
-class ShardError(Exception):
+class ShardError(UserError):
     """A shard whose parquet and npz disagree: stops the job, naming the shard."""
 
 
@@ -21,8 +25,6 @@ def list_shards(metadata_dir: str | Path) -> list[Path]:
 
 
 def parquet_rows(shard: Path) -> int:
-    import pyarrow.parquet as pq
-
     return pq.ParquetFile(shard).metadata.num_rows
 
 
@@ -44,8 +46,6 @@ def load_embeddings(shard: Path, key: str = "l14_img", rows: int | None = None) 
 
 def npz_shape(npz_path: Path, key: str) -> tuple[int, ...] | None:
     """Shape of one array in an .npz, read from its .npy header only (None if absent)."""
-    import zipfile
-
     with zipfile.ZipFile(npz_path) as z:
         name = key + ".npy"
         if name not in z.namelist():

@@ -90,6 +90,11 @@ def _row(uid, url, text, when: dt.datetime | None, reason: str, **extra) -> dict
             "first_seen_year": when.year if when else None, "reason": reason, **extra}
 
 
+def _first_reason(*checks: tuple[bool, str]) -> str:
+    """The reason of the first check that holds, in order; "kept" when none does."""
+    return next((reason for hit, reason in checks if hit), "kept")
+
+
 def parse_yfcc_line(line: str, now: dt.datetime) -> dict:
     fields = line.rstrip("\r\n").split("\t")
     if len(fields) != len(YFCC_FIELDS):
@@ -100,16 +105,8 @@ def parse_yfcc_line(line: str, now: dt.datetime) -> dict:
     when, bad = timestamp_reason(fields[FIELD["date_uploaded"]] or None, now)
     url = fields[FIELD["download_url"]].strip() or None
     text = yfcc_caption(fields[FIELD["title"]], fields[FIELD["description"]])
-    if fields[FIELD["marker"]].strip() == "1":
-        reason = "video"
-    elif bad:
-        reason = bad
-    elif not url:
-        reason = "no_url"
-    elif not text:
-        reason = "no_caption"
-    else:
-        reason = "kept"
+    reason = _first_reason((fields[FIELD["marker"]].strip() == "1", "video"), (bad is not None, bad),
+                           (not url, "no_url"), (not text, "no_caption"))
     return _row(uid, url, text, when, reason)
 
 
@@ -123,18 +120,9 @@ def parse_redcaps_annotation(ann: dict, now: dt.datetime) -> dict:
     url = ann.get("url") or None
     when, bad = timestamp_reason(ann.get("created_utc"), now)
     text = clean_text(caption, url_encoded=False)
-    if uid is None:
-        reason = "malformed_line"
-    elif bad:
-        reason = bad
-    elif caption.strip().lower() in DELETED:
-        reason = "deleted_caption"
-    elif not url:
-        reason = "no_url"
-    elif not text:
-        reason = "no_caption"
-    else:
-        reason = "kept"
+    reason = _first_reason((uid is None, "malformed_line"), (bad is not None, bad),
+                           (caption.strip().lower() in DELETED, "deleted_caption"), (not url, "no_url"),
+                           (not text, "no_caption"))
     return _row(uid, url, text, when, reason, subreddit=ann.get("subreddit"))
 
 

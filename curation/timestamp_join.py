@@ -26,10 +26,19 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a file (spark-submit curation/timestamp_join.py): find the package
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from curation.extract import READERS, ExtractConfig  # noqa: E402
-from ticcore.sparkio import (InputError, build_session, check_output_local, commit, delete, hadoop_fs,  # noqa: E402
-                              is_local, local_path, parquet_writer, read_text, temp_sibling,
-                              write_text)
+import pyarrow.parquet as pq  # noqa: E402
+from pyspark import StorageLevel  # noqa: E402
+from pyspark.sql import functions as F  # noqa: E402
+
+from curation import timestamps as ts  # noqa: E402
+from curation.extract import ExtractConfig  # noqa: E402
+from curation.manifest import read_manifest  # noqa: E402
+from curation.spark_output import staged_output, write_stats  # noqa: E402
+from curation.warc_reader import READERS, accounting_errors, nest_stats  # noqa: E402
+from ticcore.errors import InputError, report_user_errors  # noqa: E402
+from ticcore.schemas import POOL_KEYS, WARC_FILES  # noqa: E402
+from ticcore.sparkio import (build_session, check_output_local, hadoop_fs, is_local, local_path,  # noqa: E402
+                              parquet_writer, read_text)
 
 TOOL = "tic-timestamp-join"
 
@@ -85,33 +94,7 @@ def parse_args(argv: list[str] | None) -> TimestampJoinConfig:
 
 # ------------------------------------------------------------------ inputs
 
-def read_manifest(manifest: str, input_base: str | None, spark=None) -> list[str]:
-    if is_local(manifest):
-        try:
-            text = local_path(manifest).read_text(encoding="utf-8")
-        except FileNotFoundError:
-            raise InputError(f"{manifest}: manifest not found")
-        base = input_base or str(local_path(manifest).resolve().parent)
-    else:
-        text = "\n".join(spark.sparkContext.textFile(manifest).collect())
-        base = input_base or manifest.rsplit("/", 1)[0]
-    lines = [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.strip().startswith("#")]
-    if not lines:
-        raise InputError(f"{manifest}: manifest is empty (no WARC paths)")
-    out = []
-    for line in lines:
-        if "://" in line or line.startswith("/"):
-            out.append(line)
-        else:
-            out.append(base.rstrip("/") + "/" + line)
-    return out
-
-
 def check_metadata_local(metadata_dir: str) -> None:
-    import pyarrow.parquet as pq
-
-    from curation.timestamps import POOL_COLUMNS
-
     root = local_path(metadata_dir)
     if not root.is_dir():
         raise InputError(f"{metadata_dir}: metadata directory not found")
@@ -123,7 +106,7 @@ def check_metadata_local(metadata_dir: str) -> None:
             names = pq.read_schema(f).names
         except Exception as exc:  # noqa: BLE001
             raise InputError(f"{f}: not a readable parquet file ({exc})")
-        missing = [c for c in POOL_COLUMNS if c not in names]
+        missing = POOL_KEYS.missing(names)
         if missing:
             raise InputError(f"{f}: metadata lacks required column(s) {', '.join(missing)}")
 
@@ -132,11 +115,6 @@ def check_metadata_local(metadata_dir: str) -> None:
 
 def run(spark, cfg: TimestampJoinConfig, log=print) -> dict:
     """The whole job on a given session; returns the stats written to stats.json."""
-    from pyspark.sql import functions as F
-
-    from curation import timestamps as ts
-    from curation.extract import accounting_errors, nest_stats
-
     if is_local(cfg.output_dir):
         check_output_local(cfg.output_dir, TOOL)
     if is_local(cfg.metadata_dir):
@@ -144,18 +122,53 @@ def run(spark, cfg: TimestampJoinConfig, log=print) -> dict:
     paths = read_manifest(cfg.manifest, cfg.input_base, spark)
     pool = ts.read_pool(spark, cfg.metadata_dir)
 
-    prev_files: set[str] = set()
-    prev_counters: dict[str, int] = {}
-    if cfg.previous:
-        prev_stats = json.loads(read_text(spark, cfg.previous.rstrip("/") + "/stats.json"))
-        if prev_stats.get("tool") != TOOL:
-            raise InputError(f"{cfg.previous}: not a {TOOL} output")
-        prev_counters = prev_stats["warc_counters"]
-        prev_files = {r.warc_file for r in spark.read.parquet(cfg.previous.rstrip("/") + "/warc_files").collect()}
+    prev_files, prev_counters = _previous(spark, cfg)
     todo = [p for p in dict.fromkeys(paths) if p not in prev_files]
     log(f"[{TOOL}] {len(paths)} WARC files in the manifest, {len(todo)} to read"
         + (f", {len(paths) - len(todo)} already in {cfg.previous}" if cfg.previous else ""))
+    todo, candidates, counters = _extract(spark, cfg, todo)
+    for key, value in prev_counters.items():
+        counters[key] = counters.get(key, 0) + int(value)
 
+    n_pool = pool.count()  # from the parquet footers
+    rows = _pool_rows(spark, cfg, pool, candidates, n_pool)
+    files_df = spark.createDataFrame([(p,) for p in sorted(set(todo) | prev_files)], WARC_FILES.spark_ddl())
+    with staged_output(spark, cfg.output_dir) as tmp:
+        _write_outputs(cfg, tmp, rows, candidates if todo else None, files_df)
+        join, by_year = _join_counts(spark, tmp, rows, n_pool)
+        rows.unpersist()
+        errors = accounting_errors(counters)
+        if join["matched"] + join["unmatched"] != n_pool:
+            errors.append(f"join: matched {join['matched']} + unmatched {join['unmatched']} != DataComp rows {n_pool}")
+        stats = {
+            "tool": TOOL,
+            "config": asdict(cfg),
+            "inputs": {"warc_files_in_manifest": len(paths), "warc_files_read_now": len(todo),
+                       "warc_files_from_previous": len(prev_files & set(paths))},
+            "warc": nest_stats(counters),
+            "warc_counters": counters,
+            "join": join,
+            "first_seen_by_year": by_year,
+            "accounting": {"ok": not errors, "errors": errors},
+        }
+        write_stats(spark, tmp, stats)
+    return stats
+
+
+def _previous(spark, cfg: TimestampJoinConfig) -> tuple[set[str], dict[str, int]]:
+    """The WARC files the --previous output has read, and its WARC counters (none without --previous)."""
+    if not cfg.previous:
+        return set(), {}
+    prev_stats = json.loads(read_text(spark, cfg.previous.rstrip("/") + "/stats.json"))
+    if prev_stats.get("tool") != TOOL:
+        raise InputError(f"{cfg.previous}: not a {TOOL} output")
+    files = {r.warc_file for r in spark.read.parquet(cfg.previous.rstrip("/") + "/warc_files").collect()}
+    return files, prev_stats["warc_counters"]
+
+
+def _extract(spark, cfg: TimestampJoinConfig, todo: list[str]):
+    """(the files read, their candidates, their WARC counters). A Hadoop file that does not exist is
+    counted as missing and not read."""
     counters: dict[str, int] = {}
     hadoop = not all(is_local(p) for p in todo)
     if hadoop:  # the driver checks existence, so one missing file does not fail binaryFiles
@@ -168,93 +181,78 @@ def run(spark, cfg: TimestampJoinConfig, log=print) -> dict:
                 counters["files.input"] = counters.get("files.input", 0) + 1
                 counters["files.failed.missing"] = counters.get("files.failed.missing", 0) + 1
         todo = present
-    if todo:
-        candidates, counter_df = ts.extract_candidates(spark, todo, cfg.extract, cfg.partitions, hadoop_paths=hadoop)
-        for row in counter_df.collect():
-            counters[row.stat_key] = counters.get(row.stat_key, 0) + int(row.stat_value)
-    else:
-        candidates = spark.createDataFrame([], ts.CANDIDATE_SCHEMA)
-    for key, value in prev_counters.items():
-        counters[key] = counters.get(key, 0) + int(value)
+    if not todo:
+        return todo, spark.createDataFrame([], ts.CANDIDATE_SCHEMA), counters
+    candidates, counter_df = ts.extract_candidates(spark, todo, cfg.extract, cfg.partitions, hadoop_paths=hadoop)
+    for row in counter_df.collect():
+        counters[row.stat_key] = counters.get(row.stat_key, 0) + int(row.stat_value)
+    return todo, candidates, counters
 
-    from pyspark import StorageLevel
 
-    n_pool = pool.count()  # from the parquet footers
+def _pool_rows(spark, cfg: TimestampJoinConfig, pool, candidates, n_pool: int):
+    """`timestamps.pool_sightings` of this run's candidates, folded into --previous's sightings (persisted)."""
     rows = ts.pool_sightings(candidates, pool, partitions=ts.join_partitions(spark, n_pool))
-    files_df = spark.createDataFrame([(p,) for p in sorted(set(todo) | prev_files)], "warc_file string")
     if cfg.previous:
         prev = cfg.previous.rstrip("/")
         sightings_df = ts.fold_sightings(spark.read.parquet(prev + "/sightings"), ts.pair_sightings(rows))
         urls_df = (rows.where("url_seen").select("url")
                    .unionByName(spark.read.parquet(prev + "/seen_urls")).distinct())
         rows = ts.rows_from_sightings(pool, sightings_df, urls_df)
-    rows = rows.persist(StorageLevel.MEMORY_AND_DISK)
+    return rows.persist(StorageLevel.MEMORY_AND_DISK)
 
-    tmp = temp_sibling(cfg.output_dir)
+
+def _write_outputs(cfg: TimestampJoinConfig, tmp: str, rows, candidates, files_df) -> None:
+    """Every parquet output into `tmp` (candidates/ only when there are new ones and --keep-candidates)."""
     plain = ts.NEARLY_UNIQUE_COLUMNS
-    try:
-        if cfg.keep_candidates and todo:
-            parquet_writer(candidates, plain).partitionBy("snapshot").parquet(tmp + "/candidates")
-        matched, unmatched = ts.split_matched(rows)
-        bucket = F.pmod(F.xxhash64("uid"), F.lit(cfg.files_per_year))
-        parquet_writer(matched.withColumn("_bucket", bucket).repartition("first_seen_year", "_bucket")
-                       .sortWithinPartitions("uid").drop("_bucket"), plain) \
-            .partitionBy("first_seen_year").parquet(tmp + "/first_seen")
-        parquet_writer(unmatched.repartition(1).sortWithinPartitions("uid"), plain).parquet(tmp + "/unmatched")
-        parquet_writer(ts.pair_sightings(rows).repartition(1).sortWithinPartitions("url", "text"), plain) \
-            .parquet(tmp + "/sightings")
-        parquet_writer(rows.where("url_seen").select("url").distinct().repartition(1).sortWithinPartitions("url"),
-                       plain).parquet(tmp + "/seen_urls")
-        files_df.repartition(1).sortWithinPartitions("warc_file").write.parquet(tmp + "/warc_files")
+    if cfg.keep_candidates and candidates is not None:
+        parquet_writer(candidates, plain).partitionBy("snapshot").parquet(tmp + "/candidates")
+    matched, unmatched = ts.split_matched(rows)
+    bucket = F.pmod(F.xxhash64("uid"), F.lit(cfg.files_per_year))
+    parquet_writer(matched.withColumn("_bucket", bucket).repartition("first_seen_year", "_bucket")
+                   .sortWithinPartitions("uid").drop("_bucket"), plain) \
+        .partitionBy("first_seen_year").parquet(tmp + "/first_seen")
+    parquet_writer(unmatched.repartition(1).sortWithinPartitions("uid"), plain).parquet(tmp + "/unmatched")
+    parquet_writer(ts.pair_sightings(rows).repartition(1).sortWithinPartitions("url", "text"), plain) \
+        .parquet(tmp + "/sightings")
+    parquet_writer(rows.where("url_seen").select("url").distinct().repartition(1).sortWithinPartitions("url"),
+                   plain).parquet(tmp + "/seen_urls")
+    files_df.repartition(1).sortWithinPartitions("warc_file").write.parquet(tmp + "/warc_files")
 
-        first = spark.read.parquet(tmp + "/first_seen")
-        by_year = {str(r.first_seen_year): int(r["count"])
-                   for r in first.groupBy("first_seen_year").count().orderBy("first_seen_year").collect()}
-        n_matched = sum(by_year.values())
-        n_unmatched = spark.read.parquet(tmp + "/unmatched").count()
-        n_url_only = rows.where("url_seen").count()
-        rows.unpersist()
-        errors = accounting_errors(counters)
-        if n_matched + n_unmatched != n_pool:
-            errors.append(f"join: matched {n_matched} + unmatched {n_unmatched} != DataComp rows {n_pool}")
-        stats = {
-            "tool": TOOL,
-            "config": asdict(cfg),
-            "inputs": {"warc_files_in_manifest": len(paths), "warc_files_read_now": len(todo),
-                       "warc_files_from_previous": len(prev_files & set(paths))},
-            "warc": nest_stats(counters),
-            "warc_counters": counters,
-            "join": {"datacomp_rows": n_pool, "matched": n_matched, "unmatched": n_unmatched,
-                     "matched_on_url_alone": n_url_only, "url_matches_with_other_text": n_url_only - n_matched},
-            "first_seen_by_year": by_year,
-            "accounting": {"ok": not errors, "errors": errors},
-        }
-        write_text(spark, tmp + "/stats.json", json.dumps(stats, indent=1, sort_keys=True) + "\n")
-        commit(spark, tmp, cfg.output_dir)
-    except BaseException:
-        delete(spark, tmp)
-        raise
-    return stats
+
+def _join_counts(spark, tmp: str, rows, n_pool: int) -> tuple[dict, dict[str, int]]:
+    """(stats.json's `join`, matched rows per first-seen year), counted from the written outputs."""
+    first = spark.read.parquet(tmp + "/first_seen")
+    by_year = {str(r.first_seen_year): int(r["count"])
+               for r in first.groupBy("first_seen_year").count().orderBy("first_seen_year").collect()}
+    n_matched = sum(by_year.values())
+    n_unmatched = spark.read.parquet(tmp + "/unmatched").count()
+    n_url_only = rows.where("url_seen").count()
+    return {"datacomp_rows": n_pool, "matched": n_matched, "unmatched": n_unmatched,
+            "matched_on_url_alone": n_url_only, "url_matches_with_other_text": n_url_only - n_matched}, by_year
+
+
+def _checked_run(cfg: TimestampJoinConfig) -> dict:
+    # Cheap checks first, before a JVM starts.
+    if is_local(cfg.manifest):
+        read_manifest(cfg.manifest, cfg.input_base)
+    if is_local(cfg.metadata_dir):
+        check_metadata_local(cfg.metadata_dir)
+    if is_local(cfg.output_dir):
+        check_output_local(cfg.output_dir, TOOL)
+    spark = build_session(TOOL, cfg.master)
+    try:
+        return run(spark, cfg)
+    finally:
+        spark.stop()
 
 
 def main(argv: list[str] | None = None) -> int:
     cfg = parse_args(argv)
-    try:
-        # Cheap checks first, before a JVM starts.
-        if is_local(cfg.manifest):
-            read_manifest(cfg.manifest, cfg.input_base)
-        if is_local(cfg.metadata_dir):
-            check_metadata_local(cfg.metadata_dir)
-        if is_local(cfg.output_dir):
-            check_output_local(cfg.output_dir, TOOL)
-        spark = build_session(TOOL, cfg.master)
-        try:
-            stats = run(spark, cfg)
-        finally:
-            spark.stop()
-    except (InputError, ValueError) as exc:
-        print(f"{TOOL}: error: {exc}", file=sys.stderr)
-        return 2
+    return report_user_errors(TOOL, lambda: _report(_checked_run(cfg)), also=(ValueError,))
+
+
+def _report(stats: dict) -> int:
+    """The run's summary on stdout; the exit code (1: the accounting does not add up)."""
     j = stats["join"]
     print(f"[{TOOL}] {j['datacomp_rows']} DataComp rows: {j['matched']} matched on (url, text), "
           f"{j['unmatched']} unmatched ({j['matched_on_url_alone']} would match on url alone); "

@@ -13,36 +13,29 @@ Per-pair sightings of seen pool pairs are kept; incremental runs fold new WARC f
 """
 from __future__ import annotations
 
+import io
+
+from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
-from pyspark.sql import types as T
 
-from .extract import ROW_FIELDS, ExtractConfig, ExtractStats, extract_file, extract_stream
+from curation.extract import ExtractConfig, extract_file, extract_stream
+from curation.warc_reader import ExtractStats
+from ticcore.errors import InputError
+from ticcore.schemas import CANDIDATES, MATCHED, POOL_KEYS, SIGHTINGS, UNMATCHED, Contract
 
-CANDIDATE_SCHEMA = T.StructType([
-    T.StructField("page_url", T.StringType()),
-    T.StructField("url", T.StringType()),
-    T.StructField("text", T.StringType()),
-    T.StructField("crawl_time", T.TimestampType()),
-    T.StructField("snapshot", T.StringType()),
-    T.StructField("warc_file", T.StringType()),
-    T.StructField("warc_offset", T.LongType()),
-])
+CANDIDATE_SCHEMA = CANDIDATES.spark_schema()
 # Extraction emits image rows and counter rows through one DataFrame, so that counters are summed
 # with a groupBy (exact, retry-safe) rather than with accumulators.
-_TAGGED_SCHEMA = T.StructType(
-    [T.StructField("kind", T.StringType())] + list(CANDIDATE_SCHEMA.fields)
-    + [T.StructField("stat_key", T.StringType()), T.StructField("stat_value", T.LongType())])
-POOL_COLUMNS = ("uid", "url", "text")
+_TAGGED_SCHEMA = (Contract("kind", (("kind", "string"),)) + CANDIDATES
+                  + Contract("stat", (("stat_key", "string"), ("stat_value", "int64")))).spark_schema()
 # Columns whose values are (nearly) all distinct: written without parquet dictionaries.
 NEARLY_UNIQUE_COLUMNS = ("uid", "url", "text", "first_seen_time", "last_seen_time")
-OUTPUT_COLUMNS = ("uid", "url", "text", "first_seen_time", "first_seen_month", "first_seen_year",
-                  "first_seen_snapshot", "last_seen_time", "n_snapshots_seen")
+# pool_sightings' rows: a pool row, how the crawl saw its pair, whether it saw its URL at all
+POOL_SIGHTING_COLUMNS = ("uid", *SIGHTINGS.names, "url_seen")
 
 
 def _tagged_partition(paths, cfg: ExtractConfig, from_bytes: bool):
-    import io
-
     stats = ExtractStats()
     for item in paths:
         if from_bytes:  # (path, file content) from SparkContext.binaryFiles
@@ -54,7 +47,7 @@ def _tagged_partition(paths, cfg: ExtractConfig, from_bytes: bool):
         for row in rows:
             yield ("img",) + row + (None, None)
     for key, value in stats.items():
-        yield ("stat",) + (None,) * len(ROW_FIELDS) + (key, int(value))
+        yield ("stat",) + (None,) * len(CANDIDATES.names) + (key, int(value))
 
 
 def extract_candidates(spark: SparkSession, paths: list[str], cfg: ExtractConfig = ExtractConfig(),
@@ -71,10 +64,8 @@ def extract_candidates(spark: SparkSession, paths: list[str], cfg: ExtractConfig
             lambda it: _tagged_partition(it, cfg, True))
     else:
         rdd = sc.parallelize(paths, n).mapPartitions(lambda it: _tagged_partition(it, cfg, False))
-    from pyspark import StorageLevel
-
     tagged = spark.createDataFrame(rdd, _TAGGED_SCHEMA).persist(StorageLevel.MEMORY_AND_DISK)
-    candidates = tagged.where(F.col("kind") == "img").select(*CANDIDATE_SCHEMA.fieldNames())
+    candidates = tagged.where(F.col("kind") == "img").select(*CANDIDATES.names)
     counters = (tagged.where(F.col("kind") == "stat").groupBy("stat_key")
                 .agg(F.sum("stat_value").alias("stat_value")))
     return candidates, counters
@@ -133,7 +124,7 @@ def pool_sightings(candidates: DataFrame, pool: DataFrame, partitions: int | Non
     spark = candidates.sparkSession
     ids = snapshot_ids(candidates)
     if len(ids) > MAX_SNAPSHOTS:
-        raise ValueError(f"{len(ids)} distinct snapshots in one run; at most {MAX_SNAPSHOTS} are supported")
+        raise InputError(f"{len(ids)} distinct snapshots in one run; at most {MAX_SNAPSHOTS} are supported")
     # Built in the JVM (a table made from Python rows is a Python RDD: every run of the join
     # would start Python workers to read it).
     ranks = spark.range(len(ids)).select(
@@ -144,7 +135,7 @@ def pool_sightings(candidates: DataFrame, pool: DataFrame, partitions: int | Non
                                F.unix_micros(F.col("crawl_time").cast("timestamp")).alias("_us"))
              .join(F.broadcast(ranks), "snapshot", "left")
              .select("url", "_ctext", "_us", F.coalesce("_rank", F.lit(NO_SNAPSHOT_RANK)).alias("_rank")))
-    pool = pool.select(*POOL_COLUMNS)
+    pool = pool.select(*POOL_KEYS.names)
     if partitions:
         pool, cands = pool.repartition(partitions, "url"), cands.repartition(partitions, "url")
     exact = F.col("_ctext") == F.col("text")
@@ -183,18 +174,14 @@ def pool_sightings(candidates: DataFrame, pool: DataFrame, partitions: int | Non
                     seen_snapshots.alias("snapshots"), "n_images", "url_seen"))
 
 
-SIGHTING_COLUMNS = ("url", "text", "first_seen_time", "first_seen_snapshot", "last_seen_time", "snapshots",
-                    "n_images")
-
-
 def pair_sightings(rows: DataFrame) -> DataFrame:
     """The per-pair part of `pool_sightings` for seen pairs: what --previous folds new files into."""
-    return rows.where(F.col("first_seen_time").isNotNull()).select(*SIGHTING_COLUMNS).dropDuplicates(["url", "text"])
+    return rows.where(F.col("first_seen_time").isNotNull()).select(*SIGHTINGS.names).dropDuplicates(["url", "text"])
 
 
 def fold_sightings(previous: DataFrame, new: DataFrame) -> DataFrame:
     """Per-pair sightings of two sets of WARC files combined: equal to reading them all at once."""
-    return (previous.select(*SIGHTING_COLUMNS).unionByName(new.select(*SIGHTING_COLUMNS))
+    return (previous.select(*SIGHTINGS.names).unionByName(new.select(*SIGHTINGS.names))
             .groupBy("url", "text")
             .agg(_earliest("first_seen_time", "first_seen_snapshot").alias("_first"),
                  F.max("last_seen_time").alias("last_seen_time"),
@@ -206,11 +193,10 @@ def fold_sightings(previous: DataFrame, new: DataFrame) -> DataFrame:
 def rows_from_sightings(pool: DataFrame, sightings_df: DataFrame, seen_urls: DataFrame) -> DataFrame:
     """`pool_sightings`' rows rebuilt from per-pair sightings and the seen pool URLs."""
     urls = seen_urls.select("url").distinct().withColumn("url_seen", F.lit(True))
-    return (pool.select(*POOL_COLUMNS).join(sightings_df.select(*SIGHTING_COLUMNS), ["url", "text"], "left")
+    return (pool.select(*POOL_KEYS.names).join(sightings_df.select(*SIGHTINGS.names), ["url", "text"], "left")
             .join(urls, "url", "left")
             .withColumn("url_seen", F.coalesce("url_seen", F.lit(False)))
-            .select("uid", "url", "text", "first_seen_time", "first_seen_snapshot", "last_seen_time", "snapshots",
-                    "n_images", "url_seen"))
+            .select(*POOL_SIGHTING_COLUMNS))
 
 
 def split_matched(rows: DataFrame) -> tuple[DataFrame, DataFrame]:
@@ -220,15 +206,15 @@ def split_matched(rows: DataFrame) -> tuple[DataFrame, DataFrame]:
                .withColumn("first_seen_month", F.date_format("first_seen_time", "yyyy-MM"))
                .withColumn("first_seen_year", F.year("first_seen_time").cast("int"))
                .withColumn("n_snapshots_seen", F.size("snapshots").cast("int"))
-               .select(*OUTPUT_COLUMNS))
-    return matched, rows.where(~seen).select(*POOL_COLUMNS)
+               .select(*MATCHED.names))
+    return matched, rows.where(~seen).select(*UNMATCHED.names)
 
 
 def read_pool(spark: SparkSession, metadata_dir: str) -> DataFrame:
     """DataComp metadata parquet (the .npz files beside it are skipped)."""
     df = spark.read.option("pathGlobFilter", "*.parquet").parquet(metadata_dir)
-    missing = [c for c in POOL_COLUMNS if c not in df.columns]
+    missing = POOL_KEYS.missing(df.columns)
     if missing:
-        raise ValueError(f"{metadata_dir}: metadata lacks required column(s) {', '.join(missing)} "
+        raise InputError(f"{metadata_dir}: metadata lacks required column(s) {', '.join(missing)} "
                          f"(has {', '.join(df.columns)})")
-    return df.select(*POOL_COLUMNS)
+    return df.select(*POOL_KEYS.names)

@@ -122,6 +122,8 @@ def synth_inputs(root: Path, pool_rows: int, snapshots: int, seed: int = 0) -> i
     import pyarrow as pa
     import pyarrow.parquet as pq
 
+    from ticcore.schemas import CANDIDATES
+
     rng = np.random.default_rng(seed)
     (root / "metadata").mkdir(parents=True)
     (root / "candidates").mkdir(parents=True)
@@ -155,7 +157,7 @@ def synth_inputs(root: Path, pool_rows: int, snapshots: int, seed: int = 0) -> i
             "page_url": np.full(len(part), "http://page.example/"), "url": c_urls[part], "text": c_text[part],
             "crawl_time": pa.array(c_time[part].astype("datetime64[us]"), pa.timestamp("us")),
             "snapshot": snap_ids[c_snap[part]], "warc_file": np.full(len(part), "f.warc.gz"),
-            "warc_offset": np.zeros(len(part), np.int64)}), root / "candidates" / f"{k:05d}.parquet")
+            "warc_offset": np.zeros(len(part), np.int64)}, schema=CANDIDATES.arrow_schema()), root / "candidates" / f"{k:05d}.parquet")
     return n
 
 
@@ -237,7 +239,7 @@ def single(argv: list[str]) -> None:
         bench_timestamps.py join {spark,duckdb} ROOT
     """
     if argv[0] == "extract":
-        from curation.timestamp_join import read_manifest
+        from curation.manifest import read_manifest
 
         paths = read_manifest(argv[2], None)
         n = {"ours": ours, "ours-fastwarc": ours_fastwarc, "floor": floor, "naive": naive}[argv[1]](paths)

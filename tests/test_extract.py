@@ -7,10 +7,12 @@ import json
 
 import pytest
 
-from curation.extract import (ExtractConfig, ExtractStats, accounting_errors, best_srcset_candidate, decode_html,
-                              extract_file, pick_src, resolve_url)
+from curation.extract import ExtractConfig, extract_file
+from curation.html_images import best_srcset_candidate, decode_html, pick_src, resolve_url
+from curation.warc_reader import ExtractStats, accounting_errors
 from curation.extract_cli import main as extract_main
 from sample_web.warc import WarcWriter
+from ticcore.schemas import CANDIDATES
 
 from .conftest import REAL_WARC_DIR
 
@@ -124,7 +126,7 @@ URL_BASES = ["http://p.example/dir/page.html", "https://p.example/", "HTTPS://P.
 def test_url_shortcuts_give_what_urljoin_gives(page_url):
     import html as html_lib
 
-    from curation.extract import page_images
+    from curation.html_images import page_images
 
     for raw in URL_EDGES:
         assert resolve_url(page_url, raw) == _urljoin_rule(page_url, raw), raw
@@ -145,7 +147,7 @@ def test_header_lines_read_as_a_search_per_name_would():
     import random
     import re
 
-    from curation.extract import _Headers
+    from curation.warc_reader import _Headers
 
     def search(head, name):
         m = re.search(rb"\r\n" + re.escape(name.lower().encode()) + rb"[ \t]*:[ \t]*([^\r\n]*)", head, re.I)
@@ -164,7 +166,7 @@ def test_header_lines_read_as_a_search_per_name_would():
 
 
 def test_pages_go_to_the_parser_as_utf8_bytes_only_when_that_is_their_text():
-    from curation.extract import _ASCII_TRANSPARENT, _html_for_parser
+    from curation.html_images import _ASCII_TRANSPARENT, html_for_parser
 
     ascii_bytes = bytes(range(128))
     for codec in _ASCII_TRANSPARENT:
@@ -175,7 +177,7 @@ def test_pages_go_to_the_parser_as_utf8_bytes_only_when_that_is_their_text():
         for ctype in (f"text/html; charset={codec}", "text/html"):
             for page in (body, b"\xff" + body):
                 stats = ExtractStats()
-                got = _html_for_parser(page, ctype, stats)
+                got = html_for_parser(page, ctype, stats)
                 want = decode_html(page, ctype, ExtractStats())
                 assert got == want or isinstance(got, bytes) and got.decode("utf-8") == want
 
@@ -424,15 +426,13 @@ def test_sample_web_extraction_matches_the_ground_truth(sample_web):
     import pandas as pd
     import pyarrow.parquet as pq
 
-    from curation.extract import ROW_FIELDS
-
     stats = ExtractStats()
     rows = []
     for line in (sample_web / "warc.manifest").read_text().split():
         rows.extend(extract_file(str(sample_web / line), stats))
     assert accounting_errors(stats) == []
     assert stats["records.failed.corrupt_gzip_member"] >= 1
-    df = pd.DataFrame(rows, columns=ROW_FIELDS)
+    df = pd.DataFrame(rows, columns=CANDIDATES.names)
     firsts = df.groupby(["url", "text"])["crawl_time"].min().rename("extracted_first").reset_index()
     truth = pq.read_table(sample_web / "truth").to_pandas().merge(firsts, on=["url", "text"], how="left")
     seen = truth[truth.first_seen_time.notna()]
@@ -451,6 +451,7 @@ def test_tic_extract_cli(sample_web, tmp_path, capsys):
     assert table.num_rows == stats["rows"] == stats["counters"]["images.kept"] > 0
     assert stats["accounting"]["ok"]
     assert table.schema.field("crawl_time").type.unit == "us"
+    assert table.schema.remove_metadata() == CANDIDATES.arrow_schema()  # the one candidates contract
     assert extract_main([str(sample_web / "warc.manifest"), str(tmp_path / "fast"), "--reader", "fastwarc"]) == 0
     assert pq.read_table(tmp_path / "fast" / "candidates.parquet").equals(table)
     (tmp_path / "empty.manifest").write_text("# nothing here\n")
@@ -483,3 +484,21 @@ def test_arc_and_warc_copies_of_one_crawl_give_the_same_rows():
     arc, _ = _rows(REAL_WARC_DIR / "example.arc.gz")
     warc, _ = _rows(REAL_WARC_DIR / "example.warc.gz")
     assert [r[:3] for r in arc] == [r[:3] for r in warc]
+
+
+def test_tic_extract_overwrites_only_its_own_output(tmp_path):
+    from curation.extract_cli import extract_to_dir
+    from ticcore.errors import InputError
+
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "stats.json").write_text('{"tool": "tic-filter"}\n')
+    with pytest.raises(InputError, match="not an earlier tic-extract output"):
+        extract_to_dir([], other, log=lambda *_: None)
+    assert (other / "stats.json").read_text() == '{"tool": "tic-filter"}\n'
+    ours = tmp_path / "ours"
+    extract_to_dir([], ours, log=lambda *_: None)
+    (ours / "stray").write_text("x")
+    assert extract_to_dir([], ours, log=lambda *_: None)["rows"] == 0  # replaced as a whole
+    assert sorted(p.name for p in ours.iterdir()) == ["candidates.parquet", "stats.json"]
+    assert not list(tmp_path.glob(".ours.*"))

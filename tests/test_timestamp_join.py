@@ -18,7 +18,8 @@ import pytest
 from ticcore import sqlfiles
 from curation import timestamps as ts
 from curation.extract_cli import extract_to_dir
-from curation.timestamp_join import TimestampJoinConfig, main as job_main, read_manifest, run
+from curation.manifest import read_manifest
+from curation.timestamp_join import TimestampJoinConfig, main as job_main, run
 
 from .conftest import REPO
 
@@ -145,6 +146,23 @@ def test_nearly_unique_columns_are_written_without_dictionaries(full_run):
     for column in ("uid", "url", "text", "first_seen_time", "last_seen_time"):
         assert not any("DICTIONARY" in e for e in encodings[column]), (column, encodings[column])
     assert any("DICTIONARY" in e for e in encodings["first_seen_month"])  # few values: a dictionary pays
+
+
+def test_outputs_follow_their_contracts(full_run):
+    """Every parquet output has the columns, in order, that ticcore.schemas gives it."""
+    import pyarrow.parquet as pq
+
+    from ticcore.schemas import FIRST_SEEN, MATCHED, SEEN_URLS, SIGHTINGS, UNMATCHED, WARC_FILES
+
+    out, _ = full_run
+    matched = pq.read_table(out / "first_seen")  # first_seen_year comes back last, from the partition path
+    assert matched.column_names == [c for c in MATCHED.names if c != "first_seen_year"] + ["first_seen_year"]
+    assert matched.schema.field("n_snapshots_seen").type == FIRST_SEEN.arrow_schema().field("n_snapshots_seen").type
+    for name, contract in (("unmatched", UNMATCHED), ("sightings", SIGHTINGS), ("seen_urls", SEEN_URLS),
+                           ("warc_files", WARC_FILES)):
+        assert pq.read_schema(next((out / name).glob("*.parquet"))).names == list(contract.names), name
+    assert pq.read_schema(next((out / "sightings").glob("*.parquet"))).field("n_images").type == \
+        SIGHTINGS.arrow_schema().field("n_images").type
 
 
 def test_spark_and_duckdb_give_identical_rows(full_run, sample_web, tmp_path):

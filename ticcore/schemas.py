@@ -20,11 +20,25 @@ _TYPES = {
     "float64": (pa.float64(), "double"),
     "bool": (pa.bool_(), "boolean"),
     "binary": (pa.binary(), "binary"),
-    "timestamp": (pa.timestamp("us", tz="UTC"), "timestamp"),
+    # A UTC time. Stored without a zone, as the writers always have: Spark's TimestampType (written as
+    # INT96 by the jobs) and tic-extract's pyarrow timestamp[us] (isAdjustedToUTC=false).
+    "timestamp": (pa.timestamp("us"), "timestamp"),
     "list<string>": (pa.list_(pa.string()), "array<string>"),
     "list<int64>": (pa.list_(pa.int64()), "array<bigint>"),
     "list<list<float64>>": (pa.list_(pa.list_(pa.float64())), "array<array<double>>"),
 }
+
+
+# Spark DataType class names of the scalar types; list<X> is an ArrayType of X's
+_SPARK_SCALARS = {"string": "StringType", "int32": "IntegerType", "int64": "LongType", "float32": "FloatType",
+                  "float64": "DoubleType", "bool": "BooleanType", "binary": "BinaryType", "timestamp": "TimestampType"}
+
+
+def _spark_type(T, name: str):
+    """The pyspark DataType of a vocabulary type name (`T`: the pyspark.sql.types module)."""
+    if name.startswith("list<"):
+        return T.ArrayType(_spark_type(T, name[len("list<"):-1]))
+    return getattr(T, _SPARK_SCALARS[name])()
 
 
 @dataclass(frozen=True)
@@ -44,10 +58,11 @@ class Contract:
         return ", ".join(f"{c} {_TYPES[t][1]}" for c, t in self.columns)
 
     def spark_schema(self):
+        """The StructType (every field nullable), built without a Spark session."""
         # pyspark is imported only by the Spark jobs (it costs ~0.4 s); the single-process tools never call this
-        from pyspark.sql.types import _parse_datatype_string
+        from pyspark.sql import types as T
 
-        return _parse_datatype_string(self.spark_ddl())
+        return T.StructType([T.StructField(c, _spark_type(T, t)) for c, t in self.columns])
 
     def missing(self, present) -> list[str]:
         """The contract's columns that `present` (column names) lacks."""
@@ -63,7 +78,8 @@ class Contract:
 # DataComp's pool metadata: the columns every stage needs of it (the shards carry more, unchanged)
 POOL_KEYS = Contract("pool_keys", (("uid", "string"), ("url", "string"), ("text", "string")))
 
-# tic-extract's candidates.parquet, and the join's in-memory candidate rows
+# tic-extract's candidates.parquet, the join's in-memory candidate rows (and its --keep-candidates
+# candidates/), the rows curation.extract yields
 CANDIDATES = Contract("candidates", (
     ("page_url", "string"),
     ("url", "string"),
@@ -74,7 +90,8 @@ CANDIDATES = Contract("candidates", (
     ("warc_offset", "int64"),
 ))
 
-# the first-seen columns the join adds to a matched pool row (first_seen/ partitions by the year)
+# the first-seen columns the join adds to a matched pool row (first_seen/ partitions by the year);
+# tic-filter --timestamps joins them onto its rows
 FIRST_SEEN = Contract("first_seen", (
     ("first_seen_time", "timestamp"),
     ("first_seen_month", "string"),
@@ -82,4 +99,114 @@ FIRST_SEEN = Contract("first_seen", (
     ("first_seen_snapshot", "string"),
     ("last_seen_time", "timestamp"),
     ("n_snapshots_seen", "int32"),
+))
+
+# the join's outputs: OUT/first_seen/ (matched pool rows), OUT/unmatched/ (pool rows no snapshot showed)
+MATCHED = POOL_KEYS + FIRST_SEEN
+UNMATCHED = Contract("unmatched", POOL_KEYS.columns)
+
+# the join's OUT/sightings/: per seen pool (url, text) pair, what --previous folds new WARC files into
+SIGHTINGS = Contract("sightings", (
+    ("url", "string"),
+    ("text", "string"),
+    ("first_seen_time", "timestamp"),
+    ("first_seen_snapshot", "string"),
+    ("last_seen_time", "timestamp"),
+    ("snapshots", "list<string>"),
+    ("n_images", "int64"),
+))
+
+# the join's OUT/seen_urls/ (pool URLs seen with any text) and OUT/warc_files/ (the WARC files read so far)
+SEEN_URLS = Contract("seen_urls", (("url", "string"),))
+WARC_FILES = Contract("warc_files", (("warc_file", "string"),))
+
+# tic-filter's OUT/kept/ and OUT/dropped/: the input metadata columns, then these (kept/ without
+# `reason`), then FIRST_SEEN's with --timestamps
+FILTER_VERDICT = Contract("filter_verdict", (("filter", "string"), ("reason", "string")))
+
+
+# ------------------------------------------------------------------ benchmarks
+
+# tic-yfcc / tic-redcaps: every parsed source record (kept or dropped with its reason)
+SOURCE_ROWS = Contract("source_rows", (
+    ("uid", "string"),
+    ("url", "string"),
+    ("text", "string"),
+    ("first_seen_time", "timestamp"),
+    ("first_seen_month", "string"),
+    ("first_seen_year", "int32"),
+    ("reason", "string"),
+    ("source_file", "string"),
+))
+
+# tic-splits' Net stages: each pool row's candidate synsets, then each survivor's best synset by similarity
+# (class_ids is an array<int>; the vocabulary above has no such list type, so the DDL is spelt out)
+NET_CANDIDATES_DDL = "uid string, net_reason string, class_ids array<int>, lemma string, huge_caption boolean"
+NET_SIMILARITY = Contract("net_similarity", (
+    ("uid", "string"),
+    ("class_id", "int32"),
+    ("similarity", "float64"),
+    ("ambiguous", "bool"),
+))
+
+# tic-shards download: every pair the shards need, once (requested.parquet; types as the splits hold them)
+SHARD_REQUEST = Contract("shard_request", (
+    ("uid", "string"),
+    ("url", "string"),
+    ("text", "string"),
+    ("first_seen_month", "string"),
+    ("face_bboxes", "list<list<float64>>"),
+    ("sha256", "string"),
+))
+
+# tic-shards download: DOWNLOAD/status.parquet, one row per requested URL
+DOWNLOAD_STATUS = Contract("download_status", (
+    ("uid", "string"),
+    ("url", "string"),
+    ("status", "string"),
+    ("reason", "string"),
+    ("error_message", "string"),
+    ("key", "string"),
+    ("sha256", "string"),
+    ("width", "int64"),
+    ("height", "int64"),
+    ("original_width", "int64"),
+    ("original_height", "int64"),
+    ("shard", "string"),
+))
+
+# tic-shards reshard: the split columns every sample's json (and its shard parquet row) carries ...
+SHARD_SAMPLE = Contract("shard_sample", (
+    ("uid", "string"),
+    ("url", "string"),
+    ("text", "string"),
+    ("first_seen_month", "string"),
+    ("year", "int64"),
+))
+# ... plus, for an evaluation set, its own columns (retrieval's subset/seeds merge into `subsets`)
+RETRIEVAL_EVAL = Contract("retrieval_eval", (
+    ("subset", "string"),
+    ("seeds", "list<int64>"),
+    ("holdout_size", "int64"),
+))
+NET_EVAL = Contract("net_eval", (
+    ("class_id", "int32"),
+    ("wnid", "string"),
+    ("lemma", "string"),
+    ("similarity", "float64"),
+))
+# the keys check-leakage reads from every shard parquet
+SHARD_KEYS = Contract("shard_keys", (("uid", "string"), ("sha256", "string")))
+
+# tic-analyze: OUT/captions.parquet, the sampled rows that sql/analysis.sql reads
+CAPTIONS = Contract("captions", (
+    ("uid", "string"),
+    ("step", "int64"),
+    ("year", "int64"),
+    ("half", "int64"),
+    ("text", "string"),
+    ("n_words", "int64"),
+    ("domain", "string"),
+    ("top1", "string"),
+    ("top5", "list<string>"),
 ))
