@@ -14,18 +14,15 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from pathlib import Path
 
 import numpy as np
 
-from benchmarks.sentence import BATCH_SIZE
+from benchmarks.sentence import BATCH_SIZE, check_model_path, encode
+from benchmarks.wordnet import cache_dir, reader
+from ticcore.outputs import atomic_file, atomic_write
 
 TOP_K = 5
-
-
-def cache_dir() -> Path:
-    return Path(os.environ.get("TIC_CACHE_DIR", Path.home() / ".cache" / "tic-clip"))
 
 
 # ------------------------------------------------------------------ image shift
@@ -71,8 +68,6 @@ def categories(min_hyponyms: int = 50) -> list[dict]:
     path = cache_dir() / f"noun_categories_{min_hyponyms}.json"
     if path.is_file():
         return json.loads(path.read_text())
-    from benchmarks.wordnet import reader
-
     wn = reader()
     # Minimum depths by one breadth-first pass down from the root (Synset.min_depth per synset is slow).
     frontier, depth, seen = [wn.synset("entity.n.01")], 0, {"entity.n.01"}
@@ -95,9 +90,7 @@ def categories(min_hyponyms: int = 50) -> list[dict]:
             out.append({"synset": s.name(), "name": lemmas[0], "text": f"{', '.join(lemmas)}: {s.definition()}"})
     out.sort(key=lambda c: c["synset"])
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(out))
-    tmp.replace(path)
+    atomic_write(path, json.dumps(out))
     return out
 
 
@@ -116,8 +109,6 @@ class CaptionEmbeddings:
                         self.known[str(h)] = v
 
     def _model_key(self) -> str:
-        from benchmarks.sentence import check_model_path
-
         return hashlib.sha1(str(check_model_path(self.model_path).resolve()).encode()).hexdigest()[:12]
 
     @staticmethod
@@ -125,8 +116,6 @@ class CaptionEmbeddings:
         return hashlib.blake2b(text.encode("utf-8"), digest_size=12).hexdigest()
 
     def __call__(self, texts: list[str]) -> np.ndarray:
-        from benchmarks.sentence import encode
-
         keys = [self.key(t) for t in texts]
         missing = sorted({k: t for k, t in zip(keys, texts) if k not in self.known}.items())
         if missing:
@@ -136,9 +125,8 @@ class CaptionEmbeddings:
                 self.known[k] = v
             self.cache.mkdir(parents=True, exist_ok=True)
             name = hashlib.sha1("".join(k for k, _ in missing).encode()).hexdigest()[:16]
-            tmp = self.cache / f".{name}.tmp.npz"
-            np.savez(tmp, hashes=np.array([k for k, _ in missing]), vectors=vectors)
-            tmp.replace(self.cache / f"{name}.npz")
+            with atomic_file(self.cache / f"{name}.npz", suffix=".npz") as tmp:
+                np.savez(tmp, hashes=np.array([k for k, _ in missing]), vectors=vectors)
         if not texts:
             return np.zeros((0, 384), np.float32)
         return np.stack([self.known[k] for k in keys]).astype(np.float32)

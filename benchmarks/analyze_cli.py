@@ -7,7 +7,7 @@ SPLITS is a tic-splits, tic-yfcc or tic-redcaps output. Each step (years before 
 into it, as for the shards) is sampled (`--per-step` rows, by uid hash) and measured against the
 first step:
 - image shift: Fréchet distance of image embeddings (the DataComp-style `l14_img` of METADATA_DIR,
-  or a tic-train / open_clip checkpoint run over the SHARDS images);
+  or a tic-train checkpoint run over the SHARDS images by `tic-train embed`, in a subprocess);
 - text shift: total-variation distance of the top-5 WordNet noun category distributions
   (MiniLM by default);
 Distances depend on sample size, so each step's half 1 is compared with the first step's half 0
@@ -19,63 +19,114 @@ year, caption lengths, top domains, counts).
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import shutil
+import csv
+import functools
+import hashlib
+import subprocess
 import sys
+import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
-from ticcore.outputs import swap_into_place
+from benchmarks import analysis as A
+from benchmarks.pools import default_start_year, read_hive, train_pools
+from ticcore import sqlfiles
+from ticcore.errors import UserError, report_user_errors
+from ticcore.outputs import staged_dir, write_json
+from ticcore.schemas import CAPTIONS
+from ticcore.steps import StepScheme
 
 TOOL = "tic-analyze"
 
 
-class AnalysisError(ValueError):
+class AnalysisError(UserError):
     pass
 
 
-def _hash_order(uids) -> np.ndarray:
-    import hashlib
+@dataclass(frozen=True)
+class AnalyzeConfig:
+    """What `tic-analyze` is asked to do."""
+    splits: Path
+    out: Path
+    pool: str | None = None            # default: basic if present, else the first pool
+    per_step: int = 3000               # rows sampled per step
+    start_year: int | None = None      # default: the splits' own first step
+    embeddings: Path | None = None     # DataComp-style metadata dir with .npz l14_img embeddings
+    checkpoint: Path | None = None     # or a tic-train checkpoint, run over ...
+    shards: Path | None = None         # ... this tic-shards output's images of the pool
+    sentence_model: str | None = None
 
+    def __post_init__(self):
+        for name in ("splits", "out", "embeddings", "checkpoint", "shards"):
+            if getattr(self, name) is not None:
+                object.__setattr__(self, name, Path(getattr(self, name)))
+
+    @classmethod
+    def from_args(cls, args) -> "AnalyzeConfig":
+        return cls(args.splits, args.out, args.pool, args.per_step, args.start_year, args.embeddings,
+                   args.checkpoint, args.shards, args.sentence_model)
+
+    @functools.cached_property
+    def scheme(self) -> StepScheme:
+        """Steps as tic-shards reshard makes them: years before the first step fold into it."""
+        return StepScheme("year", self.start_year if self.start_year is not None else default_start_year(self.splits))
+
+    @property
+    def image_source(self) -> str | None:
+        """What the image embeddings are, in words (None: text shift only)."""
+        if self.embeddings is not None:
+            return f"l14_img of {self.embeddings}"
+        if self.checkpoint is not None:
+            return f"{self.checkpoint} over {self.shards}"
+        return None
+
+
+def _hash_order(uids) -> np.ndarray:
     return np.array([int.from_bytes(hashlib.blake2b(u.encode(), digest_size=8).digest(), "big") for u in uids],
                     dtype=np.uint64)
 
 
-def load_steps(splits: Path, pool: str | None, per_step: int, start_year: int | None):
-    """(rows sampled per step with `step` and `half`, full-pool per-year COVID counts, pool name)."""
-    import pyarrow.dataset as ds
-
-    from benchmarks.shards_cli import default_start_year, train_pools
-
+def choose_pool(splits: Path, pool: str | None) -> str:
     pools = train_pools(splits)
     if not pools:
         raise AnalysisError(f"{splits}: no train/ pools (not a tic-splits, tic-yfcc or tic-redcaps output)")
     pool = pool or ("basic" if "basic" in pools else pools[0])
     if pool not in pools:
         raise AnalysisError(f"{splits / 'train' / pool}: no such pool (have {', '.join(pools)})")
-    start = start_year if start_year is not None else default_start_year(splits)
-    table = ds.dataset(str(splits / "train" / pool), format="parquet", partitioning="hive") \
-        .to_table(columns=["uid", "url", "text", "year"])
-    df = table.to_pandas()
+    return pool
+
+
+def load_steps(splits: Path, pool: str, per_step: int, scheme: StepScheme) -> pd.DataFrame:
+    """Rows sampled per step (`per_step`, by uid hash), with `step` and `half` (random halves by uid hash)."""
+    df = read_hive(splits / "train" / pool, columns=["uid", "url", "text", "year"])
     df["year"] = df["year"].astype(int)
-    df["step"] = df["year"].clip(lower=start)
+    step_of_year = {y: int(scheme.label(None, y)) for y in df["year"].unique().tolist()}
+    df["step"] = df["year"].map(step_of_year).astype(df["year"].dtype)
     df["text"] = df["text"].fillna("")
     df["h"] = _hash_order(df["uid"])
     sample = df.sort_values(["step", "h"]).groupby("step", group_keys=False).head(per_step).copy()
     sample["half"] = (sample.groupby("step").cumcount() % 2).astype(int)
-    return sample.drop(columns=["h"]).reset_index(drop=True), pool
+    return sample.drop(columns=["h"]).reset_index(drop=True)
 
 
-def image_embeddings_from_metadata(metadata: Path, uids: set[str], key: str = "l14_img") -> dict[str, np.ndarray]:
-    import pyarrow.parquet as pq
+# ------------------------------------------------------------------ image embeddings
 
+METADATA_KEY = "l14_img"   # DataComp metadata's image embeddings
+EMBED_KEY = "image"        # tic-train embed's
+
+
+def read_image_embeddings(directory: Path, uids: set[str], key: str = METADATA_KEY) -> dict[str, np.ndarray]:
+    """uid -> embedding from NNNNN.parquet (uid column) + NNNNN.npz (`key`, same row order) pairs."""
     out = {}
-    files = sorted(metadata.glob("*.parquet"))
+    files = sorted(directory.glob("*.parquet"))
     if not files:
-        raise AnalysisError(f"{metadata}: no metadata parquet files")
+        raise AnalysisError(f"{directory}: no metadata parquet files")
     for f in files:
         npz = f.with_suffix(".npz")
         if not npz.is_file():
@@ -91,44 +142,92 @@ def image_embeddings_from_metadata(metadata: Path, uids: set[str], key: str = "l
     return out
 
 
-def image_embeddings_from_checkpoint(checkpoint: Path, shards: Path, pool: str, uids: set[str],
-                                     batch: int = 256) -> dict[str, np.ndarray]:
-    import io
-    import tarfile
+def image_embeddings_from_checkpoint(checkpoint: Path, shards: Path, pool: str, uids: set[str]) -> dict[str, np.ndarray]:
+    """Runs `tic-train embed` (the training package's model code, in its own process) over the pool's
+    shard images of `uids`, then reads its output like DataComp metadata."""
+    with tempfile.TemporaryDirectory(prefix="tic-analyze-embed-") as tmp:
+        uid_file, out = Path(tmp) / "uids.parquet", Path(tmp) / "embeddings"
+        pq.write_table(pa.table({"uid": sorted(uids)}), uid_file)
+        cmd = [sys.executable, "-m", "training.cli", "embed", "--checkpoint", str(checkpoint), "--data", str(shards),
+               "--pool", pool, "--out", str(out), "--uids", str(uid_file)]
+        res = subprocess.run(cmd, capture_output=True, text=True)
+        if res.returncode != 0:
+            said = res.stderr.strip().splitlines() or [f"exit code {res.returncode}"]
+            if res.returncode == 2:  # a user error: tic-train's one line, as ours
+                raise AnalysisError(said[-1].split(": error: ", 1)[-1])
+            raise RuntimeError(f"tic-train embed failed (exit code {res.returncode}):\n" + "\n".join(said[-20:]))
+        return read_image_embeddings(out, uids, key=EMBED_KEY)
 
-    import torch
-    from PIL import Image
 
-    from training.trainer import create_model
+def image_embeddings(cfg: AnalyzeConfig, pool: str, uids: set[str]) -> dict[str, np.ndarray] | None:
+    if cfg.embeddings is not None:
+        return read_image_embeddings(cfg.embeddings, uids, METADATA_KEY)
+    if cfg.checkpoint is None:
+        return None
+    if cfg.shards is None:
+        raise AnalysisError("--checkpoint needs --shards (the images to embed)")
+    return image_embeddings_from_checkpoint(cfg.checkpoint, cfg.shards, pool, uids)
 
-    ckpt = torch.load(checkpoint, map_location="cpu", weights_only=False)
-    name = ckpt.get("model_name") if isinstance(ckpt, dict) else None
-    if not name:
-        raise AnalysisError(f"{checkpoint}: not a tic-train checkpoint (no model_name)")
-    model, _, preprocess, _ = create_model(name, "cpu")
-    try:
-        model.load_state_dict(ckpt["model"])
-    except RuntimeError as exc:
-        raise AnalysisError(f"{checkpoint}: does not fit {name}: {str(exc).splitlines()[0]}") from None
-    model.eval()
-    keys, images = [], []
-    for tar in sorted((shards / "train" / pool).rglob("*.tar")):
-        with tarfile.open(tar) as tf:
-            for m in tf:
-                key, _, ext = m.name.rpartition(".")
-                if ext == "jpg" and key in uids:
-                    keys.append(key)
-                    images.append(tf.extractfile(m).read())
-    out = {}
-    with torch.no_grad():
-        for i in range(0, len(images), batch):
-            x = torch.stack([preprocess(Image.open(io.BytesIO(b)).convert("RGB")) for b in images[i:i + batch]])
-            f = torch.nn.functional.normalize(model.encode_image(x).float(), dim=-1).numpy()
-            out.update(zip(keys[i:i + batch], f))
-    return out
 
+# ------------------------------------------------------------------ the measurements
+
+@dataclass
+class TextShift:
+    rows: list[dict]           # per step: step, sampled, text_tv_to_first
+    noise: dict                # the first step's two halves
+    categories: int
+    encoded: int               # captions the model encoded (cache misses)
+    seconds: float             # spent encoding captions
+
+
+def text_shift(sample: pd.DataFrame, steps: list, sentence_model: str | None) -> TextShift:
+    """Top-5 categories per caption (added to `sample` with n_words and domain), and each step's TV distance."""
+    cats = A.categories()
+    names = [c["synset"] for c in cats]
+    embed = A.CaptionEmbeddings(sentence_model)
+    cat_vec = embed([c["text"] for c in cats])
+    t_text = time.perf_counter()
+    encoded_before = embed.encoded
+    cap_vec = embed(sample["text"].tolist())
+    text_seconds = time.perf_counter() - t_text
+    top = A.top_categories(cap_vec, cat_vec)
+    sample["top1"] = [names[i] for i in top[:, 0]]
+    sample["top5"] = [[names[i] for i in row] for row in top]
+    sample["n_words"] = sample["text"].str.split().str.len().fillna(0).astype(int)
+    sample["domain"] = sample["url"].str.extract(r"^[a-z]+://([^/:]+)", expand=False).str.lower()
+    # Distances shrink with sample size, so every step is compared at the same size: the first step's
+    # half 0 against the step's half 1. For the first step itself that is the noise floor.
+    half, step_of = sample["half"].to_numpy(), sample["step"].to_numpy()
+    reference = A.category_distribution(top[(step_of == steps[0]) & (half == 0)], names)
+    rows = [{"step": int(s), "sampled": int((step_of == s).sum()),
+             "text_tv_to_first": A.tv_distance(A.category_distribution(top[(step_of == s) & (half == 1)], names),
+                                               reference)} for s in steps]
+    return TextShift(rows, {"text_tv_halves_of_first": rows[0]["text_tv_to_first"]}, len(cats),
+                     embed.encoded - encoded_before, text_seconds)
+
+
+def image_shift(sample: pd.DataFrame, steps: list, vec: dict, source: str, text: TextShift) -> None:
+    """Adds each step's Fréchet distance to the first step (and its image count) to `text.rows`."""
+    have = sample["uid"].map(lambda u: u in vec).to_numpy()
+    half, step_of = sample["half"].to_numpy(), sample["step"].to_numpy()
+
+    def stats_of(mask):
+        if (mask & have).sum() < 2:
+            raise AnalysisError(f"fewer than 2 image embeddings for a step half ({source})")
+        return A.gaussian(np.stack([vec[u] for u in sample["uid"][mask & have]]))
+
+    g_first = stats_of((step_of == steps[0]) & (half == 0))
+    for r in text.rows:
+        in_step = step_of == r["step"]
+        r["image_fd_to_first"] = A.frechet_distance(*stats_of(in_step & (half == 1)), *g_first)
+        r["images"] = int((in_step & have).sum())
+    text.noise["image_fd_halves_of_first"] = text.rows[0]["image_fd_to_first"]
+
+
+# ------------------------------------------------------------------ outputs
 
 def _plot(path: Path, steps: list, series: dict, ylabel: str, title: str) -> None:
+    # matplotlib.pyplot takes 0.8 s to import (python -X importtime): only a run that plots pays for it
     import matplotlib
 
     matplotlib.use("Agg")
@@ -146,117 +245,65 @@ def _plot(path: Path, steps: list, series: dict, ylabel: str, title: str) -> Non
     plt.close(fig)
 
 
-def analyze(splits: Path, out: Path, pool: str | None = None, per_step: int = 3000, start_year: int | None = None,
-            embeddings: Path | None = None, checkpoint: Path | None = None, shards: Path | None = None,
-            sentence_model: str | None = None, log=print) -> dict:
-    import pyarrow as pa
-    import pyarrow.parquet as pq
+def write_tables_and_plots(tmp: Path, sample: pd.DataFrame, steps: list, shift: TextShift, images: bool) -> None:
+    """captions.parquet (what the SQL reads), shift.csv, and the plots."""
+    rows, noise = shift.rows, shift.noise
+    pq.write_table(pa.Table.from_pandas(sample[list(CAPTIONS.names)], preserve_index=False), tmp / "captions.parquet")
+    with open(tmp / "shift.csv", "w", newline="") as fh:
+        fields = ["step", "sampled", "text_tv_to_first"] + (["images", "image_fd_to_first"] if images else [])
+        w = csv.DictWriter(fh, fieldnames=fields)
+        w.writeheader()
+        w.writerows({k: r.get(k) for k in fields} for r in rows)
+    _plot(tmp / "text_shift.png", steps, {"TV to first step": [r["text_tv_to_first"] for r in rows],
+                                          "noise floor": [noise["text_tv_halves_of_first"]] * len(steps)},
+          "total variation", "Text shift: top-5 WordNet noun categories")
+    if images:
+        _plot(tmp / "image_shift.png", steps, {"FD to first step": [r["image_fd_to_first"] for r in rows],
+                                               "noise floor": [noise["image_fd_halves_of_first"]] * len(steps)},
+              "Fréchet distance", "Image shift: embedding distributions")
 
-    from benchmarks import analysis as A
-    from ticcore import sqlfiles
 
+def sql_tables(tmp: Path, splits: Path, pool: str) -> dict:
+    """name -> (doc, columns, rows) of every query in sql/analysis.sql, over the written captions."""
+    con = sqlfiles.connect(root=str(tmp), splits=str(splits), pool=pool)
+    tables = {}
+    for name, q in sqlfiles.load("sql/analysis.sql").items():
+        rel = con.execute(q.sql)
+        tables[name] = (q.doc, [d[0] for d in rel.description], rel.fetchall())
+    return tables
+
+
+def analyze(cfg: AnalyzeConfig, log=print) -> dict:
     t0 = time.perf_counter()
-    if not splits.is_dir():
-        raise AnalysisError(f"{splits}: not found")
-    sample, pool = load_steps(splits, pool, per_step, start_year)
+    if not cfg.splits.is_dir():
+        raise AnalysisError(f"{cfg.splits}: not found")
+    pool = choose_pool(cfg.splits, cfg.pool)
+    sample = load_steps(cfg.splits, pool, cfg.per_step, cfg.scheme)
     steps = sorted(sample["step"].unique().tolist())
     if len(steps) < 2:
-        raise AnalysisError(f"{splits}: {len(steps)} step(s); shift needs at least 2")
-    tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    try:
-        # ---- text: top-5 categories per caption
-        cats = A.categories()
-        names = [c["synset"] for c in cats]
-        embed = A.CaptionEmbeddings(sentence_model)
-        cat_vec = embed([c["text"] for c in cats])
-        t_text = time.perf_counter()
-        encoded_before = embed.encoded
-        cap_vec = embed(sample["text"].tolist())
-        text_seconds = time.perf_counter() - t_text
-        top = A.top_categories(cap_vec, cat_vec)
-        sample["top1"] = [names[i] for i in top[:, 0]]
-        sample["top5"] = [[names[i] for i in row] for row in top]
-        sample["n_words"] = sample["text"].str.split().str.len().fillna(0).astype(int)
-        sample["domain"] = sample["url"].str.extract(r"^[a-z]+://([^/:]+)", expand=False).str.lower()
-        # Distances shrink with sample size, so every step is compared at the same size: the first step's
-        # half 0 against the step's half 1. For the first step itself that is the noise floor.
-        half = sample["half"].to_numpy()
-        step_of = sample["step"].to_numpy()
-        first = steps[0]
-        reference = A.category_distribution(top[(step_of == first) & (half == 0)], names)
-        rows = [{"step": int(s), "sampled": int((step_of == s).sum()),
-                 "text_tv_to_first": A.tv_distance(A.category_distribution(top[(step_of == s) & (half == 1)], names),
-                                                   reference)} for s in steps]
-        noise = {"text_tv_halves_of_first": rows[0]["text_tv_to_first"]}
-
-        # ---- images: Fréchet distance to the first step
-        image_source = None
-        if embeddings is not None or checkpoint is not None:
-            uids = set(sample["uid"])
-            if embeddings is not None:
-                vec = image_embeddings_from_metadata(embeddings, uids)
-                image_source = f"l14_img of {embeddings}"
-            else:
-                if shards is None:
-                    raise AnalysisError("--checkpoint needs --shards (the images to embed)")
-                vec = image_embeddings_from_checkpoint(checkpoint, shards, pool, uids)
-                image_source = f"{checkpoint} over {shards}"
-            have = sample["uid"].map(lambda u: u in vec).to_numpy()
-
-            def stats_of(mask):
-                if (mask & have).sum() < 2:
-                    raise AnalysisError(f"fewer than 2 image embeddings for a step half ({image_source})")
-                return A.gaussian(np.stack([vec[u] for u in sample["uid"][mask & have]]))
-
-            g_first = stats_of((step_of == first) & (half == 0))
-            for r in rows:
-                in_step = step_of == r["step"]
-                r["image_fd_to_first"] = A.frechet_distance(*stats_of(in_step & (half == 1)), *g_first)
-                r["images"] = int((in_step & have).sum())
-            noise["image_fd_halves_of_first"] = rows[0]["image_fd_to_first"]
-
-        # ---- outputs: the sampled captions (what the SQL reads), shift table, plots, report
-        keep = ["uid", "step", "year", "half", "text", "n_words", "domain", "top1", "top5"]
-        pq.write_table(pa.Table.from_pandas(sample[keep], preserve_index=False), tmp / "captions.parquet")
-        import csv
-
-        with open(tmp / "shift.csv", "w", newline="") as fh:
-            fields = ["step", "sampled", "text_tv_to_first"] + (["images", "image_fd_to_first"] if image_source else [])
-            w = csv.DictWriter(fh, fieldnames=fields)
-            w.writeheader()
-            w.writerows({k: r.get(k) for k in fields} for r in rows)
-        _plot(tmp / "text_shift.png", steps, {"TV to first step": [r["text_tv_to_first"] for r in rows],
-                                              "noise floor": [noise["text_tv_halves_of_first"]] * len(steps)},
-              "total variation", "Text shift: top-5 WordNet noun categories")
-        if image_source:
-            _plot(tmp / "image_shift.png", steps, {"FD to first step": [r["image_fd_to_first"] for r in rows],
-                                                   "noise floor": [noise["image_fd_halves_of_first"]] * len(steps)},
-                  "Fréchet distance", "Image shift: embedding distributions")
-        con = sqlfiles.connect(root=str(tmp), splits=str(splits), pool=pool)
-        tables = {}
-        for name, q in sqlfiles.load("sql/analysis.sql").items():
-            rel = con.execute(q.sql)
-            cols = [d[0] for d in rel.description]
-            tables[name] = (q.doc, cols, rel.fetchall())
-        summary = {"tool": TOOL, "splits": str(splits), "pool": pool, "steps": [int(s) for s in steps],
-                   "per_step": per_step, "image_source": image_source, "rows": rows, "noise_floor": noise,
-                   "categories": len(cats), "captions_encoded": embed.encoded - encoded_before,
-                   "caption_seconds": round(text_seconds, 3),
-                   "captions_per_second": round((embed.encoded - encoded_before) / text_seconds, 1)
-                   if embed.encoded > encoded_before and text_seconds > 0 else None,
+        raise AnalysisError(f"{cfg.splits}: {len(steps)} step(s); shift needs at least 2")
+    with staged_dir(cfg.out) as tmp:
+        shift = text_shift(sample, steps, cfg.sentence_model)
+        image_source = cfg.image_source
+        vec = image_embeddings(cfg, pool, set(sample["uid"]))
+        if vec is not None:
+            image_shift(sample, steps, vec, image_source, shift)
+        write_tables_and_plots(tmp, sample, steps, shift, vec is not None)
+        tables = sql_tables(tmp, cfg.splits, pool)
+        summary = {"tool": TOOL, "splits": str(cfg.splits), "pool": pool, "steps": [int(s) for s in steps],
+                   "per_step": cfg.per_step, "image_source": image_source, "rows": shift.rows,
+                   "noise_floor": shift.noise, "categories": shift.categories, "captions_encoded": shift.encoded,
+                   "caption_seconds": round(shift.seconds, 3),
+                   "captions_per_second": round(shift.encoded / shift.seconds, 1)
+                   if shift.encoded > 0 and shift.seconds > 0 else None,
                    "seconds": round(time.perf_counter() - t0, 2)}
-        (tmp / "shift.json").write_text(json.dumps(summary, indent=1) + "\n")
-        (tmp / "report.md").write_text(_report(summary, tables, image_source is not None))
-        swap_into_place(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        write_json(tmp / "shift.json", summary)
+        (tmp / "report.md").write_text(_report(summary, tables, vec is not None))
+    rows = shift.rows
     log(f"[{TOOL}] {len(sample)} captions over steps {steps} in {summary['seconds']} s; text TV to first: "
         + ", ".join(f"{r['step']} {r['text_tv_to_first']:.3f}" for r in rows)
         + (("; image FD to first: " + ", ".join(f"{r['step']} {r['image_fd_to_first']:.3f}" for r in rows))
-           if image_source else "") + f"; report {out / 'report.md'}")
+           if vec is not None else "") + f"; report {cfg.out / 'report.md'}")
     return summary
 
 
@@ -309,13 +356,8 @@ def _parser():
 
 def main(argv=None) -> int:
     args = _parser().parse_args(argv)
-    try:
-        analyze(args.splits, args.out, args.pool, args.per_step, args.start_year, args.embeddings, args.checkpoint,
-                args.shards, args.sentence_model)
-    except (AnalysisError, FileNotFoundError) as exc:
-        print(f"{TOOL}: error: {exc}", file=sys.stderr)
-        return 2
-    return 0
+    return report_user_errors(TOOL, lambda: analyze(AnalyzeConfig.from_args(args)) and 0,
+                              also=(FileNotFoundError,))
 
 
 if __name__ == "__main__":

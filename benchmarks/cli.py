@@ -21,18 +21,72 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from dataclasses import asdict
+import time
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from pyspark import StorageLevel  # noqa: E402
+from pyspark.sql import functions as F  # noqa: E402
+
+from benchmarks import splits as sp  # noqa: E402
+from benchmarks.pools import POOLS  # noqa: E402
+from benchmarks.prompts import class_prompts, imagenet_classnames, templates  # noqa: E402
+from benchmarks.sentence import check_model_path  # noqa: E402
 from benchmarks.splits import SplitConfig  # noqa: E402
+from benchmarks.wordnet import subtree_class_ids  # noqa: E402
+from ticcore.errors import report_user_errors  # noqa: E402
+from ticcore.imagenet import load_imagenet_classes  # noqa: E402
 from ticcore.sparkio import (InputError, build_session, check_output_local, commit, delete, is_local,  # noqa: E402
                               local_path, temp_sibling, write_text)
 
 TOOL = "tic-splits"
-POOLS = ("unfiltered", "basic", "bestpool")
+DEFAULT_SUBTREES = ("motor_vehicle.n.01",)
+
+
+@dataclass(frozen=True)
+class SplitsJob:
+    """What `tic-splits build` is asked to do: inputs, output, the split parameters and the Net class document."""
+    out: str
+    timestamps: str                   # a tic-timestamp-join output
+    metadata: str                     # the DataComp metadata directory the join used
+    filtered: str | None = None       # directory holding tic-filter outputs basic/ and/or bestpool/
+    split: SplitConfig = field(default_factory=SplitConfig)
+    eval_source: str | None = None    # pool the retrieval pairs come from (default: basic if given, else unfiltered)
+    subtrees: tuple[str, ...] = DEFAULT_SUBTREES
+    templates: str = "simple"
+    keep_net_candidates: bool = False
+    master: str = "local[*]"
+
+    def __post_init__(self):
+        object.__setattr__(self, "subtrees", tuple(self.subtrees or DEFAULT_SUBTREES))
+
+    @classmethod
+    def from_args(cls, args) -> "SplitsJob":
+        split = SplitConfig(eval_size=args.eval_size, seeds=args.seeds, max_holdout_fraction=args.max_holdout_fraction,
+                            subset_fraction=args.subset_fraction, net_max_per_year=args.net_max_per_year,
+                            net_max_fraction=args.net_max_fraction, min_similarity=args.min_similarity,
+                            sentence_model=args.sentence_model, seed=args.seed)
+        return cls(args.out, args.timestamps, args.metadata, args.filtered, split, args.eval_source, args.subtree,
+                   args.templates, args.keep_net_candidates, args.master)
+
+    @property
+    def first_seen(self) -> str:
+        return self.timestamps.rstrip("/") + "/first_seen"
+
+    def check_inputs(self) -> None:
+        """What can be checked before Spark reads anything."""
+        if is_local(self.out):
+            check_output_local(self.out, TOOL)
+        try:
+            check_model_path(self.split.sentence_model)
+        except FileNotFoundError as exc:
+            raise InputError(str(exc))
+        for path, what in ((self.timestamps + "/first_seen", "first-seen table"), (self.metadata, "metadata directory")):
+            if is_local(path) and not local_path(path).exists():
+                raise InputError(f"{path}: {what} not found")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -67,26 +121,21 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def load_pools(spark, timestamps: str, metadata: str, filtered: str | None):
-    from pyspark.sql import functions as F
-
-    first_seen = spark.read.parquet(timestamps.rstrip("/") + "/first_seen")
-    meta = spark.read.option("pathGlobFilter", "*.parquet").parquet(metadata)
+def load_pools(spark, job: SplitsJob) -> dict:
+    """{pool name: DataFrame with `year`}: the timestamped pool joined with its metadata, and the filtered pools."""
+    first_seen = spark.read.parquet(job.first_seen)
+    meta = spark.read.option("pathGlobFilter", "*.parquet").parquet(job.metadata)
     extra = [c for c in meta.columns if c not in ("url", "text")]
     pools = {"unfiltered": first_seen.join(meta.select(*extra), "uid")}
-    if filtered:
+    if job.filtered:
         for name in ("basic", "bestpool"):
-            kept = Path(local_path(filtered)) / name / "kept" if is_local(filtered) else None
+            kept = Path(local_path(job.filtered)) / name / "kept" if is_local(job.filtered) else None
             if kept is not None and kept.is_dir():
                 pools[name] = spark.read.parquet(str(kept)).drop("filter")
     return {k: v.withColumn("year", F.col("first_seen_year").cast("int")) for k, v in pools.items()}
 
 
-def net_classes_doc(subtrees: list[str], kind: str) -> dict:
-    from benchmarks.prompts import class_prompts, imagenet_classnames, templates
-    from benchmarks.wordnet import subtree_class_ids
-    from ticcore.imagenet import load_imagenet_classes
-
+def net_classes_doc(subtrees, kind: str) -> dict:
     classes = load_imagenet_classes()
     names = imagenet_classnames()
     trees = {node: subtree_class_ids(node, classes) for node in subtrees}
@@ -97,113 +146,118 @@ def net_classes_doc(subtrees: list[str], kind: str) -> dict:
                         for c, p in zip(classes, class_prompts(names, kind))]}
 
 
-def build(spark, out: str, timestamps: str, metadata: str, filtered: str | None, cfg: SplitConfig,
-          eval_source: str | None = None, subtrees: list[str] | None = None, templates: str = "simple",
-          keep_net_candidates: bool = False, log=print) -> dict:
-    from pyspark import StorageLevel
-    from pyspark.sql import functions as F
+class _Phases:
+    """Logs the seconds each phase took."""
 
-    from benchmarks import splits as sp
-    from benchmarks.sentence import check_model_path
+    def __init__(self, log):
+        self.log, self.t = log, time.perf_counter()
 
-    if is_local(out):
-        check_output_local(out, TOOL)
-    try:
-        check_model_path(cfg.sentence_model)
-    except FileNotFoundError as exc:
-        raise InputError(str(exc))
-    for path, what in ((timestamps + "/first_seen", "first-seen table"), (metadata, "metadata directory")):
-        if is_local(path) and not local_path(path).exists():
-            raise InputError(f"{path}: {what} not found")
-    pools = load_pools(spark, timestamps, metadata, filtered)
-    source = eval_source or ("basic" if "basic" in pools else "unfiltered")
-    if source not in pools:
-        raise InputError(f"--eval-source {source}: no such pool under {filtered}")
-    subtrees = subtrees or ["motor_vehicle.n.01"]
-    warnings: list[str] = []
-    import time
-
-    clock = [time.perf_counter()]
-
-    def phase(name: str) -> None:
+    def __call__(self, name: str) -> None:
         now = time.perf_counter()
-        log(f"[{TOOL}] {name}: {now - clock[0]:.1f} s")
-        clock[0] = now
+        self.log(f"[{TOOL}] {name}: {now - self.t:.1f} s")
+        self.t = now
 
-    retrieval = sp.retrieval_holdout(pools[source], cfg).persist(StorageLevel.MEMORY_AND_DISK)
-    sizes = {}
-    per_seed = (retrieval.select("year", "subset", "holdout_size", F.explode("seeds").alias("seed"))
-                .groupBy("year", "subset", "holdout_size", "seed").count().collect())
-    for r in per_seed:
-        entry = sizes.setdefault(str(r["year"]), {}).setdefault(r["subset"], {"holdout": r["holdout_size"], "seeds": {}})
-        entry["seeds"][str(r["seed"])] = r["count"]
+
+def retrieval_warnings(sizes: dict, cfg: SplitConfig, source: str) -> list[str]:
+    warnings = []
     for year, subs in sorted(sizes.items()):
         got = min(subs.get("all", {"seeds": {"0": 0}})["seeds"].values())
         if got < cfg.eval_size:
             warnings.append(f"retrieval {year}: {got} pairs per seed, fewer than the {cfg.eval_size} asked for "
                             f"(the year's {source} pool is too small for a {cfg.max_holdout_fraction:.0%} holdout)")
-    for w in warnings:
-        log(f"[{TOOL}] warning: {w}")
-    phase("retrieval holdouts")
+    return warnings
 
-    unfiltered = pools["unfiltered"]
+
+@dataclass
+class NetStage:
+    candidates: object   # every pool row's lemma outcome
+    sims: object         # each survivor's best synset and similarity
+    net: object          # the Net evaluation rows
+    outcomes: dict       # net_reason (or "kept") -> rows
+    by_year: dict
+    huge: int            # captions longer than HUGE_CAPTION
+
+    def frames(self):
+        return self.candidates, self.sims, self.net
+
+
+def net_stage(unfiltered, cfg: SplitConfig) -> NetStage:
     candidates = sp.net_candidates(unfiltered).persist(StorageLevel.MEMORY_AND_DISK)
     # only the definitions that some caption can be matched to (all 1,000 on a real pool, a few on a sample)
     definitions = sp.definition_embeddings(cfg.sentence_model, sp.candidate_class_ids(candidates))
     sims = sp.net_similarity(candidates, unfiltered, cfg, definitions).persist(StorageLevel.MEMORY_AND_DISK)
     net, outcome = sp.net_rows(unfiltered, candidates, sims, cfg)
     net = net.persist(StorageLevel.MEMORY_AND_DISK)
-    net_outcomes = {(r["net_reason"] or "kept"): r["count"] for r in outcome.groupBy("net_reason").count().collect()}
-    net_by_year = {str(r["year"]): r["count"] for r in net.groupBy("year").count().collect()}
-    huge = candidates.where("huge_caption").count()
-    phase("Net (lemmas, sentence similarity, caps)")
+    outcomes = {(r["net_reason"] or "kept"): r["count"] for r in outcome.groupBy("net_reason").count().collect()}
+    by_year = {str(r["year"]): r["count"] for r in net.groupBy("year").count().collect()}
+    return NetStage(candidates, sims, net, outcomes, by_year, candidates.where("huge_caption").count())
 
-    eval_keys = (retrieval.select("uid", "sha256", "url").unionByName(net.select("uid", "sha256", "url"))
+
+def write_splits(spark, tmp: str, job: SplitsJob, retrieval, net: NetStage, pools: dict, eval_keys) -> tuple[dict, dict]:
+    """The evaluation sets and leak-free training pools under `tmp`: (leak removals, training rows per year)."""
+    (retrieval.drop("filter").repartition("year").sortWithinPartitions("subset", "uid")
+     .write.partitionBy("year").parquet(f"{tmp}/eval/retrieval"))
+    net.net.repartition("year").sortWithinPartitions("uid").write.partitionBy("year").parquet(f"{tmp}/eval/net")
+    if job.keep_net_candidates:
+        (net.candidates.where(F.col("net_reason").isNull()).drop("net_reason").join(net.sims, "uid")
+         .repartition(1).sortWithinPartitions("uid").write.parquet(f"{tmp}/net_candidates"))
+    removed, train_rows = {}, {}
+    for name, pool in pools.items():
+        clean, leaks = sp.remove_leaks(pool, eval_keys)
+        removed[name] = {k: v for k, v in ((r["leak_key"], r["count"]) for r in
+                                           leaks.groupBy("leak_key").count().collect())}
+        clean.repartition("year").sortWithinPartitions("uid").write.partitionBy("year").parquet(f"{tmp}/train/{name}")
+        train_rows[name] = {str(r["year"]): r["count"] for r in
+                            spark.read.parquet(f"{tmp}/train/{name}").groupBy("year").count().collect()}
+    return removed, train_rows
+
+
+def build(spark, job: SplitsJob, log=print) -> dict:
+    """Write job.out (temporary sibling, then rename); returns its stats.json."""
+    cfg = job.split
+    job.check_inputs()
+    pools = load_pools(spark, job)
+    source = job.eval_source or ("basic" if "basic" in pools else "unfiltered")
+    if source not in pools:
+        raise InputError(f"--eval-source {source}: no such pool under {job.filtered}")
+    phase = _Phases(log)
+    retrieval = sp.retrieval_holdout(pools[source], cfg).persist(StorageLevel.MEMORY_AND_DISK)
+    sizes = sp.holdout_sizes(retrieval)
+    warnings = retrieval_warnings(sizes, cfg, source)
+    for w in warnings:
+        log(f"[{TOOL}] warning: {w}")
+    phase("retrieval holdouts")
+    unfiltered = pools["unfiltered"]
+    net = net_stage(unfiltered, cfg)
+    phase("Net (lemmas, sentence similarity, caps)")
+    eval_keys = (retrieval.select("uid", "sha256", "url").unionByName(net.net.select("uid", "sha256", "url"))
                  .distinct().persist(StorageLevel.MEMORY_AND_DISK))
-    tmp = temp_sibling(out)
-    removed = {}
+    tmp = temp_sibling(job.out)
     try:
-        (retrieval.drop("filter").repartition("year").sortWithinPartitions("subset", "uid")
-         .write.partitionBy("year").parquet(f"{tmp}/eval/retrieval"))
-        net.repartition("year").sortWithinPartitions("uid").write.partitionBy("year").parquet(f"{tmp}/eval/net")
-        if keep_net_candidates:
-            (candidates.where(F.col("net_reason").isNull()).drop("net_reason").join(sims, "uid")
-             .repartition(1).sortWithinPartitions("uid").write.parquet(f"{tmp}/net_candidates"))
-        train_rows = {}
-        for name, pool in pools.items():
-            clean, leaks = sp.remove_leaks(pool, eval_keys)
-            removed[name] = {k: v for k, v in ((r["leak_key"], r["count"]) for r in
-                                               leaks.groupBy("leak_key").count().collect())}
-            clean.repartition("year").sortWithinPartitions("uid").write.partitionBy("year").parquet(f"{tmp}/train/{name}")
-            train_rows[name] = {str(r["year"]): r["count"] for r in
-                                spark.read.parquet(f"{tmp}/train/{name}").groupBy("year").count().collect()}
+        removed, train_rows = write_splits(spark, tmp, job, retrieval, net, pools, eval_keys)
         phase("writing evaluation sets and leak-free training pools")
-        doc = net_classes_doc(subtrees, templates)
+        doc = net_classes_doc(job.subtrees, job.templates)
         write_text(spark, f"{tmp}/net_classes.json", json.dumps(doc, indent=1) + "\n")
         stats = {"tool": TOOL, "config": asdict(cfg), "eval_source": source, "pools": sorted(pools),
                  "retrieval": dict(sorted(sizes.items())), "warnings": warnings,
-                 "net": {"outcomes": dict(sorted(net_outcomes.items())), "by_year": dict(sorted(net_by_year.items())),
-                         "huge_captions": huge, "min_similarity": cfg.min_similarity,
+                 "net": {"outcomes": dict(sorted(net.outcomes.items())), "by_year": dict(sorted(net.by_year.items())),
+                         "huge_captions": net.huge, "min_similarity": cfg.min_similarity,
                          "subtrees": {k: len(v) for k, v in doc["subtrees"].items()}},
                  "leakage_removed": removed, "train_rows": train_rows,
-                 "accounting": {"net_rows_judged": sum(net_outcomes.values()),
+                 "accounting": {"net_rows_judged": sum(net.outcomes.values()),
                                 "pool_rows": unfiltered.count()}}
         write_text(spark, f"{tmp}/stats.json", json.dumps(stats, indent=1, sort_keys=True) + "\n")
-        commit(spark, tmp, out)
+        commit(spark, tmp, job.out)
     except BaseException:
         delete(spark, tmp)
         raise
     finally:
-        for df in (retrieval, candidates, sims, net, eval_keys):
+        for df in (retrieval, *net.frames(), eval_keys):
             df.unpersist()
     return stats
 
 
 def check_leakage(spark, out: str) -> list[tuple]:
-    from pyspark.sql import functions as F
-
-    from benchmarks.splits import leakage
-
     base = out.rstrip("/")
     evaluation = (spark.read.parquet(f"{base}/eval/retrieval").select("uid", "sha256", "url")
                   .unionByName(spark.read.parquet(f"{base}/eval/net").select("uid", "sha256", "url")))
@@ -213,41 +267,44 @@ def check_leakage(spark, out: str) -> list[tuple]:
         if is_local(path) and not local_path(path).exists():
             continue
         train = spark.read.parquet(path)
-        hits += [(name, r["uid"], r["key"], r["value"]) for r in leakage(evaluation, train).limit(1000).collect()]
+        hits += [(name, r["uid"], r["key"], r["value"]) for r in sp.leakage(evaluation, train).limit(1000).collect()]
     return hits
 
 
-def main(argv=None) -> int:
-    args = _parser().parse_args(argv)
-    try:
-        spark = build_session(TOOL, args.master)
-        try:
-            if args.command == "check-leakage":
-                hits = check_leakage(spark, args.out)
-                if hits:
-                    for name, uid, key, value in hits[:50]:
-                        print(f"{TOOL}: LEAK in train/{name}: uid {uid} shares its {key} ({value}) with an evaluation pair")
-                    print(f"{TOOL}: {len(hits)} leaking training rows", file=sys.stderr)
-                    return 1
-                print(f"[{TOOL}] no evaluation pair (uid, sha256 or url) is in any training pool of {args.out}")
-                return 0
-            cfg = SplitConfig(eval_size=args.eval_size, seeds=args.seeds, max_holdout_fraction=args.max_holdout_fraction,
-                              subset_fraction=args.subset_fraction, net_max_per_year=args.net_max_per_year,
-                              net_max_fraction=args.net_max_fraction, min_similarity=args.min_similarity,
-                              sentence_model=args.sentence_model, seed=args.seed)
-            stats = build(spark, args.out, args.timestamps, args.metadata, args.filtered, cfg, args.eval_source,
-                          args.subtree, args.templates, args.keep_net_candidates)
-        finally:
-            spark.stop()
-    except InputError as exc:
-        print(f"{TOOL}: error: {exc}", file=sys.stderr)
-        return 2
+def cmd_check_leakage(spark, out: str) -> int:
+    hits = check_leakage(spark, out)
+    if hits:
+        for name, uid, key, value in hits[:50]:
+            print(f"{TOOL}: LEAK in train/{name}: uid {uid} shares its {key} ({value}) with an evaluation pair")
+        print(f"{TOOL}: {len(hits)} leaking training rows", file=sys.stderr)
+        return 1
+    print(f"[{TOOL}] no evaluation pair (uid, sha256 or url) is in any training pool of {out}")
+    return 0
+
+
+def cmd_build(spark, job: SplitsJob) -> int:
+    stats = build(spark, job)
     per_year = ", ".join(f"{y}: {v['all']['seeds'].get('0', 0)}" for y, v in stats["retrieval"].items() if "all" in v)
     print(f"[{TOOL}] retrieval pairs per seed by year ({stats['eval_source']} pool): {per_year}")
     print(f"[{TOOL}] Net pairs by year: " + ", ".join(f"{y}: {n}" for y, n in stats["net"]["by_year"].items()))
     print(f"[{TOOL}] removed from training: " + "; ".join(
         f"{k}: " + ", ".join(f"{kk} {vv}" for kk, vv in v.items()) for k, v in stats["leakage_removed"].items()))
     return 0
+
+
+def main(argv=None) -> int:
+    args = _parser().parse_args(argv)
+
+    def body() -> int:
+        spark = build_session(TOOL, args.master)
+        try:
+            if args.command == "check-leakage":
+                return cmd_check_leakage(spark, args.out)
+            return cmd_build(spark, SplitsJob.from_args(args))
+        finally:
+            spark.stop()
+
+    return report_user_errors(TOOL, body)
 
 
 if __name__ == "__main__":

@@ -20,12 +20,19 @@ import shutil
 import sys
 import time
 from dataclasses import asdict, dataclass, field
+from multiprocessing import get_context
 from pathlib import Path
 
-from .netguard import BLOCK_MARK, NetPolicy, install, scheme_refusal, uninstall
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
-STATUS_COLUMNS = ("uid", "url", "status", "reason", "error_message", "key", "sha256", "width", "height",
-                  "original_width", "original_height", "shard")
+from benchmarks.netguard import BLOCK_MARK, NetPolicy, install, scheme_refusal, uninstall
+from benchmarks.pools import read_parquet
+from ticcore.outputs import atomic_file, atomic_write, write_json
+from ticcore.schemas import DOWNLOAD_STATUS
+
+STATUS_COLUMNS = list(DOWNLOAD_STATUS.names)
 
 
 @dataclass(frozen=True)
@@ -43,14 +50,6 @@ class DownloadConfig:
     max_image_area: float = 25e6
     verify_hash: bool = True
     policy: NetPolicy = field(default_factory=NetPolicy)
-
-
-def read_parquet(path, columns=None):
-    """A parquet file as pandas, read by path: pandas hands pyarrow a Python file object, and pyarrow's
-    thread pool can then abort the interpreter at exit (apache/arrow#34314, #50482)."""
-    import pyarrow.parquet as pq
-
-    return pq.read_table(str(path), columns=columns).to_pandas()
 
 
 def classify_error(message: str | None, status: str) -> str:
@@ -82,8 +81,6 @@ def classify_error(message: str | None, status: str) -> str:
 def _fork_distributor(processes_count, downloader, reader, _subjob_size, max_shard_retry):
     """img2dataset's multiprocessing distributor, forking instead of spawning (so the workers inherit
     the network policy installed in this process)."""
-    from multiprocessing import get_context
-
     ctx = get_context("fork")
     with ctx.Pool(processes_count, maxtasksperchild=5) as pool:
         failed = [row for ok, row in pool.imap_unordered(downloader, reader) if ok is False]
@@ -111,23 +108,12 @@ def input_fingerprint(rows) -> str:
     return h.hexdigest()
 
 
-def download(urls_parquet: Path, out: Path, cfg: DownloadConfig, log=print) -> dict:
-    """Download every row of `urls_parquet` (uid, url, text [, face_bboxes, sha256, ...]) into out/pool."""
-    import pandas as pd
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    out.mkdir(parents=True, exist_ok=True)
-    pool = out / "pool"
-    pool.mkdir(exist_ok=True)
-    rows = pq.read_table(urls_parquet).to_pandas()
-    requested = out / "requested.parquet"
-    if Path(urls_parquet).resolve() != requested.resolve():  # keep what was asked for, for the queries
-        pq.write_table(pa.Table.from_pandas(rows, preserve_index=False), requested)
+def screen(rows: pd.DataFrame, log=print) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(rows img2dataset may fetch, with sha256 as meta_sha256 when every row has one; refused rows with
+    their `reason`)."""
     refusals = rows["url"].map(lambda u: scheme_refusal(u) if isinstance(u, str) else "missing_url")
     allowed = rows[refusals.isna()].copy()
     refused = rows[refusals.notna()].assign(reason=refusals[refusals.notna()])
-    staged = out / "urls.parquet"
     if "sha256" in allowed:
         allowed = allowed.rename(columns={"sha256": "meta_sha256"})
         missing_hash = int(allowed["meta_sha256"].isna().sum())
@@ -135,7 +121,14 @@ def download(urls_parquet: Path, out: Path, cfg: DownloadConfig, log=print) -> d
             if missing_hash < len(allowed):
                 log(f"[tic-shards] {missing_hash} of {len(allowed)} rows carry no sha256: hashes are not verified")
             allowed = allowed.drop(columns=["meta_sha256"])
-    pq.write_table(pa.Table.from_pandas(allowed, preserve_index=False), staged)
+    return allowed, refused
+
+
+def prepare_pool(out: Path, allowed: pd.DataFrame, log=print) -> Path:
+    """out/pool, ready for img2dataset to resume into: discarded if it was made from another url list, and
+    without partial shards."""
+    pool = out / "pool"
+    pool.mkdir(exist_ok=True)
     # img2dataset resumes by shard number, which only means something for the same url list: a pool
     # made from another list would answer for rows it never saw, so it is discarded, not mixed in.
     fingerprint = input_fingerprint(allowed)
@@ -147,13 +140,16 @@ def download(urls_parquet: Path, out: Path, cfg: DownloadConfig, log=print) -> d
             "and the list downloaded again")
         shutil.rmtree(pool)
         pool.mkdir()
-    tmp_marker = out / "pool.input.json.tmp"
-    tmp_marker.write_text(json.dumps({"fingerprint": fingerprint, "rows": len(allowed)}) + "\n")
-    tmp_marker.replace(marker)
+    atomic_write(marker, json.dumps({"fingerprint": fingerprint, "rows": len(allowed)}) + "\n")
     removed = remove_partial_shards(pool)
     if removed:
         log(f"[tic-shards] removed {len(removed)} partial shard file(s) left by an earlier run: {', '.join(removed)}")
+    return pool
 
+
+def run_img2dataset(staged: Path, pool: Path, columns, cfg: DownloadConfig) -> float:
+    """img2dataset over the staged url list, behind the network policy, with forked workers; the seconds taken."""
+    # img2dataset takes 3.6 s to import (cold, on this machine): only a download pays for it, not the CLI's start
     import img2dataset  # noqa: F401 - the package import wires up img2dataset.main
     main_mod = sys.modules["img2dataset.main"]
     original = main_mod.multiprocessing_distributor
@@ -161,24 +157,28 @@ def download(urls_parquet: Path, out: Path, cfg: DownloadConfig, log=print) -> d
     install(cfg.policy)
     main_mod.multiprocessing_distributor = _fork_distributor
     try:
-        extra = [c for c in ("uid", "first_seen_month") if c in allowed]
+        extra = [c for c in ("uid", "first_seen_month") if c in columns]
         main_mod.download(
             url_list=str(staged), input_format="parquet", url_col="url", caption_col="text",
-            save_additional_columns=extra, bbox_col="face_bboxes" if "face_bboxes" in allowed else None,
+            save_additional_columns=extra, bbox_col="face_bboxes" if "face_bboxes" in columns else None,
             output_format="webdataset", output_folder=str(pool), processes_count=cfg.processes,
             thread_count=cfg.threads, image_size=cfg.image_size, resize_mode=cfg.resize_mode,
             resize_only_if_bigger=cfg.resize_only_if_bigger, encode_format=cfg.encode_format,
             encode_quality=cfg.encode_quality, number_sample_per_shard=cfg.samples_per_shard,
             timeout=cfg.timeout, retries=cfg.retries, enable_wandb=False, max_image_area=cfg.max_image_area,
             compute_hash="sha256", incremental_mode="incremental",
-            verify_hash=["meta_sha256", "sha256"] if cfg.verify_hash and "meta_sha256" in allowed else None)
+            verify_hash=["meta_sha256", "sha256"] if cfg.verify_hash and "meta_sha256" in columns else None)
     finally:
         main_mod.multiprocessing_distributor = original
         uninstall()
     seconds = time.perf_counter() - t0
     remove_partial_shards(pool)
     shutil.rmtree(pool / "_tmp", ignore_errors=True)
+    return seconds
 
+
+def status_rows(pool: Path, refused: pd.DataFrame) -> pd.DataFrame:
+    """One DOWNLOAD_STATUS row per requested URL: img2dataset's outcomes, then the refused rows."""
     parts = []
     for f in sorted(pool.glob("[0-9]*.parquet")):
         df = read_parquet(f)
@@ -189,18 +189,33 @@ def download(urls_parquet: Path, out: Path, cfg: DownloadConfig, log=print) -> d
     got["status"] = got["status"].map(lambda s: "success" if s == "success" else "failed")
     refused_rows = pd.DataFrame({"uid": refused["uid"], "url": refused["url"], "status": "failed",
                                  "reason": refused["reason"], "error_message": None})
-    status = pd.concat([got.reindex(columns=STATUS_COLUMNS), refused_rows.reindex(columns=STATUS_COLUMNS)],
-                       ignore_index=True)
-    tmp = out / "status.parquet.tmp"
-    pq.write_table(pa.Table.from_pandas(status, preserve_index=False), tmp)
-    tmp.replace(out / "status.parquet")
+    return pd.concat([got.reindex(columns=STATUS_COLUMNS), refused_rows.reindex(columns=STATUS_COLUMNS)],
+                     ignore_index=True)
+
+
+def download(urls_parquet: Path, out: Path, cfg: DownloadConfig, log=print) -> dict:
+    """Download every row of `urls_parquet` (uid, url, text [, face_bboxes, sha256, ...]) into out/pool."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "pool").mkdir(exist_ok=True)
+    rows = pq.read_table(urls_parquet).to_pandas()
+    requested = out / "requested.parquet"
+    if Path(urls_parquet).resolve() != requested.resolve():  # keep what was asked for, for the queries
+        pq.write_table(pa.Table.from_pandas(rows, preserve_index=False), requested)
+    allowed, refused = screen(rows, log)
+    staged = out / "urls.parquet"
+    pq.write_table(pa.Table.from_pandas(allowed, preserve_index=False), staged)
+    pool = prepare_pool(out, allowed, log)
+    seconds = run_img2dataset(staged, pool, allowed.columns, cfg)
+    status = status_rows(pool, refused)
+    with atomic_file(out / "status.parquet") as tmp:
+        pq.write_table(pa.Table.from_pandas(status, preserve_index=False), tmp)
     ok = int((status["status"] == "success").sum())
     stats = {"tool": "tic-shards download", "input_urls": len(rows), "success": ok, "failed": len(status) - ok,
              "reasons": status[status["status"] != "success"]["reason"].value_counts().sort_index().to_dict(),
              "seconds": round(seconds, 2), "images_per_second": round(len(allowed) / seconds, 1) if seconds else None,
              "config": {k: v for k, v in asdict(cfg).items() if k != "policy"} | {"policy": cfg.policy.to_json()},
              "accounting": {"ok": ok + (len(status) - ok) == len(rows) and len(status) == len(rows)}}
-    (out / "stats.json").write_text(json.dumps(stats, indent=1, sort_keys=True) + "\n")
+    write_json(out / "stats.json", stats, sort_keys=True)
     log(f"[tic-shards] downloaded {ok} of {len(rows)} URLs in {seconds:.1f} s; failures: "
         + ", ".join(f"{k} {v}" for k, v in stats["reasons"].items()))
     return stats

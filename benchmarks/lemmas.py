@@ -11,6 +11,10 @@ import functools
 import re
 from dataclasses import dataclass
 
+import ahocorasick
+
+from ticcore.imagenet import load_imagenet_classes
+
 IRREGULAR_PLURALS = {"goose": "geese", "mouse": "mice", "ox": "oxen", "foot": "feet", "tooth": "teeth",
                      "man": "men", "woman": "women", "child": "children", "louse": "lice", "wolf": "wolves",
                      "knife": "knives", "leaf": "leaves", "shelf": "shelves", "calf": "calves", "half": "halves"}
@@ -43,8 +47,6 @@ class LemmaMatch:
 
 class LemmaIndex:
     def __init__(self, classes):
-        import ahocorasick
-
         by_lemma: dict[str, set[int]] = {}
         for c in classes:
             for lemma in c.lemmas:
@@ -80,8 +82,6 @@ class LemmaIndex:
 
 @functools.lru_cache(maxsize=2)
 def imagenet_index(info_dir: str | None = None) -> LemmaIndex:
-    from ticcore.imagenet import load_imagenet_classes
-
     return LemmaIndex(load_imagenet_classes(info_dir))
 
 

@@ -21,6 +21,8 @@ import urllib.request
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
+from ticcore.errors import InputError
+
 ALLOWED_SCHEMES = ("http", "https")
 METADATA_ADDRESSES = {ipaddress.ip_address("169.254.169.254"), ipaddress.ip_address("fd00:ec2::254"),
                       ipaddress.ip_address("100.100.100.200")}
@@ -44,10 +46,13 @@ def parse_resolve(entries: list[str]) -> dict:
     for entry in entries:
         host, sep, target = entry.partition("=")
         if not sep or not host or not target:
-            raise ValueError(f"--resolve expects HOST=IP[:PORT], got {entry!r}")
+            raise InputError(f"--resolve expects HOST=IP[:PORT], got {entry!r}")
         ip, _, port = target.rpartition(":") if target.count(":") == 1 else (target, "", "")
-        ipaddress.ip_address(ip)  # raises ValueError on a bad address
-        out[host.lower()] = (ip, int(port) if port else None)
+        try:
+            ipaddress.ip_address(ip)
+            out[host.lower()] = (ip, int(port) if port else None)
+        except ValueError as exc:  # a bad address or port: the standard library's message, as a user error
+            raise InputError(str(exc)) from None
     return out
 
 

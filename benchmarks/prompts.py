@@ -4,6 +4,7 @@ from __future__ import annotations
 
 def imagenet_classnames() -> list[str]:
     """OpenAI's curated ImageNet-1K class names (index = class id)."""
+    # open_clip imports torch (3.6 s cold on this machine): only the Net class document needs these
     from open_clip.zero_shot_metadata import IMAGENET_CLASSNAMES
 
     return list(IMAGENET_CLASSNAMES)
@@ -11,6 +12,7 @@ def imagenet_classnames() -> list[str]:
 
 def templates(kind: str = "simple") -> list[str]:
     """The templates as format strings with one `{}` for the class name: `simple` (7) or `openai` (80)."""
+    # open_clip imports torch (3.6 s cold on this machine): see imagenet_classnames
     from open_clip.zero_shot_metadata import OPENAI_IMAGENET_TEMPLATES, SIMPLE_IMAGENET_TEMPLATES
 
     chosen = SIMPLE_IMAGENET_TEMPLATES if kind == "simple" else OPENAI_IMAGENET_TEMPLATES

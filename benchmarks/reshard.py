@@ -1,37 +1,72 @@
-"""Reshard the downloaded pool into time steps and evaluation sets, by uid lists (as DataComp's
-resharder does): no second download, and filtered variants are just other uid lists.
+"""`tic-shards reshard`: the downloaded pool into time steps and evaluation sets, by uid lists (as
+DataComp's resharder does): no second download, and filtered variants are just other uid lists.
 
 Each step directory holds `NNNNN.tar` shards (members `<uid>.jpg`, `<uid>.txt`, `<uid>.json`,
 samples sorted by uid), a `NNNNN.parquet` per shard with the same rows, and `sizes.json`
 ({"NNNNN.tar": samples}), which is what open_clip's `--train-data 'DIR/{00000..00003}.tar'` and
 `--train-num-samples` expect. Tar members carry fixed metadata (mtime 0, owner 0), so the same
-inputs give byte-identical shards. Each tar is written under a temporary name and renamed.
+inputs give byte-identical shards. Each tar is written under a temporary name and renamed; the
+whole output is built beside OUT and renamed into place (`ticcore.outputs.staged_dir`).
+
+Steps come from `ticcore.steps.StepScheme`; OUT/steps.json is `ticcore.steps.steps_document`: the
+year -> step and month -> step map of everything written, and each pool's steps (shard pattern,
+sample count).
 """
 from __future__ import annotations
 
+import functools
 import json
 import os
+import shutil
 import tarfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 
-STEP_CHOICES = ("year", "month")
+from benchmarks.pools import as_uid_frame, default_start_year, read_hive, read_parquet, train_pools
+from ticcore.errors import InputError
+from ticcore.outputs import staged_dir
+from ticcore.schemas import NET_EVAL, RETRIEVAL_EVAL, SHARD_SAMPLE
+from ticcore.steps import GRANULARITIES, STEPS_FILE, StepMap, StepScheme, steps_document
+
+TOOL = "tic-shards"
+STEP_CHOICES = GRANULARITIES
 
 
 @dataclass(frozen=True)
-class StepScheme:
-    granularity: str = "year"     # year | month
-    start_year: int = 2016        # years before it fold into the first step, labelled with it
+class ReshardConfig:
+    """What `tic-shards reshard` is asked to do."""
+    splits: Path
+    download: Path
+    out: Path
+    granularity: str = "year"        # year | month
+    start_year: int | None = None    # years before it fold into the first step (None: the splits' own)
+    samples_per_shard: int = 10_000
+    static: str | None = None        # parquet of a labelled static set
 
-    def label(self, first_seen_month: str | None, year: int | None) -> str | None:
-        if first_seen_month is None and year is None:
-            return None
-        y = int(year) if year is not None else int(str(first_seen_month)[:4])
-        if self.granularity == "month":
-            return str(first_seen_month)
-        return str(max(y, self.start_year))
+    def __post_init__(self):
+        for name in ("splits", "download", "out"):
+            object.__setattr__(self, name, Path(getattr(self, name)))
+
+    @classmethod
+    def from_args(cls, args) -> "ReshardConfig":
+        return cls(args.splits, args.download, args.out, args.granularity, args.start_year, args.samples_per_shard,
+                   args.static)
+
+    @functools.cached_property
+    def scheme(self) -> StepScheme:
+        """The step rule: `start_year` as given, else the one the splits were built for."""
+        start = self.start_year if self.start_year is not None else default_start_year(self.splits)
+        return StepScheme(self.granularity, start)
+
+    def check_inputs(self) -> None:
+        for path, what in ((self.splits / "stats.json", "tic-splits output"), (self.download / "pool", "download pool")):
+            if not path.exists():
+                raise InputError(f"{path}: missing ({what})")
 
 
 # ------------------------------------------------------------------ the downloaded pool
@@ -113,8 +148,9 @@ def _member(name: str, data: bytes) -> bytes:
     return ustar_header(name, len(data)) + data + b"\0" * ((512 - len(data) % 512) % 512)
 
 
-class _Reader:
-    """Keeps source tars open while a step is written."""
+class TarReader:
+    """Reads byte ranges of the downloaded tars, keeping each tar open until `close` (or the end of a
+    `with` block): a step's samples come from many shards, in uid order."""
 
     def __init__(self):
         self.handles: dict[str, object] = {}
@@ -129,15 +165,19 @@ class _Reader:
     def close(self):
         for fh in self.handles.values():
             fh.close()
+        self.handles.clear()
+
+    def __enter__(self) -> "TarReader":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
 
 def write_step(rows: list[dict], index: dict[str, PoolEntry], out_dir: Path, samples_per_shard: int,
-               reader: _Reader) -> dict[str, int]:
+               reader: TarReader) -> dict[str, int]:
     """Shards for one step or evaluation set. `rows`: dicts with at least uid and text; every other
     key goes into the sample's json. Rows without a downloaded image are skipped (counted by the caller)."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
     out_dir.mkdir(parents=True, exist_ok=True)
     rows = sorted((r for r in rows if r["uid"] in index), key=lambda r: r["uid"])
     sizes: dict[str, int] = {}
@@ -187,3 +227,79 @@ def _plain(v):
 def brace_pattern(step_dir: Path, sizes: dict[str, int]) -> str:
     n = len(sizes)
     return str(step_dir / (f"{{00000..{n - 1:05d}}}.tar" if n > 1 else "00000.tar"))
+
+
+# ------------------------------------------------------------------ the stage
+
+class _Written:
+    """Writes step and evaluation directories under the staging directory and counts what was written."""
+
+    def __init__(self, index: dict[str, PoolEntry], staging: Path, samples_per_shard: int, reader: TarReader):
+        self.index, self.staging, self.samples_per_shard, self.reader = index, staging, samples_per_shard, reader
+        self.samples = 0
+        self.missing: dict[str, int] = {}   # "train/basic/2016" -> rows without a downloaded image
+
+    def step(self, rel: str, rows: list[dict]) -> dict[str, int]:
+        sizes = write_step(rows, self.index, self.staging / rel, self.samples_per_shard, self.reader)
+        n = sum(sizes.values())
+        self.samples += n
+        self.missing[rel] = len(rows) - n
+        return sizes
+
+
+def merge_retrieval_rows(rows: list[dict]) -> list[dict]:
+    """One sample per retrieval pair: its rows (one per subset) merge, subsets and seeds travel in the json."""
+    merged: dict = {}
+    for r in rows:
+        m = merged.setdefault(r["uid"], {**r, "subsets": {}})
+        m["subsets"][r["subset"]] = [int(s) for s in r["seeds"]]
+    return [{k: v for k, v in r.items() if k not in RETRIEVAL_EVAL.names} for r in merged.values()]
+
+
+EVAL_COLUMNS = {"retrieval": RETRIEVAL_EVAL.names, "net": NET_EVAL.names}
+
+
+def reshard(cfg: ReshardConfig, log=print) -> dict:
+    """Write cfg.out: train/{pool}/{step}/, eval/{retrieval,net}/{year}/, eval/static/, steps.json, stats.json."""
+    t0 = time.perf_counter()
+    index = index_pool(cfg.download / "pool")
+    scheme, keep = cfg.scheme, list(SHARD_SAMPLE.names)
+    steps: dict = {}
+    years, months = set(), set()
+    with TarReader() as reader, staged_dir(cfg.out) as tmp:
+        w = _Written(index, tmp, cfg.samples_per_shard, reader)
+        for pool in train_pools(cfg.splits):
+            df = read_hive(cfg.splits / "train" / pool)
+            if df is None:
+                continue
+            years.update(df["year"].tolist())
+            months.update(df["first_seen_month"].dropna().tolist())
+            df["step"] = [scheme.label(m, y) for m, y in zip(df["first_seen_month"], df["year"])]
+            for step, g in sorted(df.groupby("step")):
+                sizes = w.step(f"train/{pool}/{step}", g[keep].to_dict("records"))
+                steps.setdefault(pool, []).append({"step": step, "samples": sum(sizes.values()), "shards": len(sizes),
+                                                   "pattern": brace_pattern(cfg.out / "train" / pool / step, sizes)})
+        for name, extra in EVAL_COLUMNS.items():
+            df = read_hive(cfg.splits / "eval" / name)
+            if df is None:
+                continue
+            years.update(df["year"].tolist())
+            months.update(df["first_seen_month"].dropna().tolist())
+            for year, g in sorted(df.groupby("year")):
+                rows = g[keep + list(extra)].to_dict("records")
+                w.step(f"eval/{name}/{year}", merge_retrieval_rows(rows) if name == "retrieval" else rows)
+        if cfg.static:
+            w.step("eval/static", as_uid_frame(read_parquet(cfg.static)).to_dict("records"))
+        seconds = time.perf_counter() - t0
+        stats = {"tool": TOOL, "granularity": scheme.granularity, "start_year": scheme.start_year, "steps": steps,
+                 "not_downloaded": w.missing, "samples_written": w.samples, "seconds": round(seconds, 2),
+                 "samples_per_second": round(w.samples / seconds, 1) if seconds else None}
+        labels = [s["step"] for entries in steps.values() for s in entries]
+        doc = steps_document(StepMap.build(scheme, labels, years, months), steps)
+        (tmp / STEPS_FILE).write_text(json.dumps(doc, indent=1) + "\n")
+        if (cfg.splits / "net_classes.json").is_file():  # zero-shot prompts travel with the shards
+            shutil.copyfile(cfg.splits / "net_classes.json", tmp / "net_classes.json")
+        (tmp / "stats.json").write_text(json.dumps(stats, indent=1, sort_keys=True) + "\n")
+    log(f"[{TOOL}] wrote {w.samples} samples in {seconds:.1f} s ({w.samples / max(seconds, 1e-9):,.0f} samples/s); "
+        + "; ".join(f"{p}: " + ", ".join(f"{s['step']} ({s['samples']})" for s in v) for p, v in steps.items()))
+    return stats

@@ -28,6 +28,16 @@ from pathlib import Path
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import pandas as pd  # noqa: E402
+from pyspark import StorageLevel  # noqa: E402
+from pyspark.sql import Window  # noqa: E402
+from pyspark.sql import functions as F  # noqa: E402
+
+from benchmarks import splits as sp  # noqa: E402
+from benchmarks.splits import SplitConfig  # noqa: E402
+from curation.sources import parse_redcaps_annotation, parse_subset_ids, parse_yfcc_line  # noqa: E402
+from ticcore.errors import report_user_errors  # noqa: E402
+from ticcore.schemas import SOURCE_ROWS  # noqa: E402
 from ticcore.sparkio import (InputError, build_session, check_output_local, commit, delete, is_local,  # noqa: E402
                               local_path, temp_sibling, write_text)
 
@@ -44,71 +54,97 @@ class Source:
 SOURCES = {"yfcc": Source("yfcc", "tic-yfcc", "yfcc15m", 2011, 2014),
            "redcaps": Source("redcaps", "tic-redcaps", "redcaps", 2017, 2020)}
 
-ROW_SCHEMA = ("uid string, url string, text string, first_seen_time timestamp, first_seen_month string, "
-              "first_seen_year int, reason string, source_file string")
+ROW_SCHEMA = SOURCE_ROWS.spark_ddl()
+ROW_COLUMNS = list(SOURCE_ROWS.names)
+
+
+@dataclass(frozen=True)
+class SourceConfig:
+    """What `tic-yfcc` / `tic-redcaps` is asked to do."""
+    source: Source
+    inputs: tuple[str, ...]
+    out: str
+    subset: str | None = None         # YFCC15M id list (tic-yfcc only)
+    eval_size: int = 1000             # retrieval pairs per step and seed
+    seeds: int = 3
+    max_holdout_fraction: float = 0.1
+    now: dt.datetime | None = None    # later timestamps are future_timestamp (None: the time of the run)
+    seed: int = 0
+    master: str = "local[*]"
+
+    def __post_init__(self):
+        object.__setattr__(self, "inputs", tuple(self.inputs))
+        if self.now is None:
+            object.__setattr__(self, "now", dt.datetime.now(dt.timezone.utc))
+
+    @classmethod
+    def from_args(cls, source: Source, args) -> "SourceConfig":
+        try:
+            now = dt.datetime.fromisoformat(args.now).replace(tzinfo=dt.timezone.utc) if args.now else None
+        except ValueError:
+            raise InputError(f"--now {args.now!r} is not an ISO date") from None
+        return cls(source, args.inputs, args.out, getattr(args, "subset", None), args.eval_size, args.seeds,
+                   args.max_holdout_fraction, now, args.seed, args.master)
+
+    @property
+    def split(self) -> SplitConfig:
+        """The retrieval holdout's parameters (one subset, "all": these sources have no COVID/Flickr split)."""
+        return SplitConfig(eval_size=self.eval_size, seeds=self.seeds, max_holdout_fraction=self.max_holdout_fraction,
+                           seed=self.seed, subsets=("all",))
 
 
 # ------------------------------------------------------------------ parsing (DataFrame functions)
 
-def yfcc_rows(spark, paths: list[str], now: dt.datetime):
-    """Every line of the YFCC metadata files as a parsed row (ROW_SCHEMA); Spark decompresses .bz2/.gz."""
-    from pyspark.sql import functions as F
+def _typed(df: pd.DataFrame) -> pd.DataFrame:
+    df["first_seen_year"] = df["first_seen_year"].astype("Int32")
+    return df
 
+
+def yfcc_rows(spark, paths: list[str], now: dt.datetime):
+    """Every line of the YFCC metadata files as a parsed row (SOURCE_ROWS); Spark decompresses .bz2/.gz."""
     lines = spark.read.text(paths).withColumn("source_file", F.input_file_name())
 
     def parse(batches):
-        import pandas as pd
-
-        from curation.sources import parse_yfcc_line
-
         for b in batches:
             rows = [parse_yfcc_line(v, now) for v in b["value"]]
-            df = pd.DataFrame(rows, columns=["uid", "url", "text", "first_seen_time", "first_seen_month",
-                                             "first_seen_year", "reason"])
-            df["first_seen_year"] = df["first_seen_year"].astype("Int32")
+            df = _typed(pd.DataFrame(rows, columns=ROW_COLUMNS[:-1]))
             df["source_file"] = b["source_file"].values
             yield df
 
     return lines.mapInPandas(parse, ROW_SCHEMA)
 
 
+def _redcaps_file_rows(path: str, now: dt.datetime) -> pd.DataFrame:
+    """One RedCaps JSON file's annotations as parsed rows; a file that is not valid RedCaps JSON gives one
+    `malformed_file` row."""
+    try:
+        with open(path, "rb") as fh:
+            doc = json.load(fh)
+        anns = doc["annotations"]
+        if not isinstance(anns, list):
+            raise TypeError("annotations is not a list")
+    except (OSError, ValueError, KeyError, TypeError):
+        return _typed(pd.DataFrame([[None] * 6 + ["malformed_file", path]], columns=ROW_COLUMNS))
+    rows = [parse_redcaps_annotation(a if isinstance(a, dict) else {}, now) for a in anns]
+    df = _typed(pd.DataFrame(rows, columns=ROW_COLUMNS[:-1] + ["subreddit"]).drop(columns=["subreddit"]))
+    df["source_file"] = path
+    return df
+
+
 def redcaps_rows(spark, files: list[str], now: dt.datetime):
-    """Every annotation of the RedCaps JSON files as a parsed row; a file that is not valid RedCaps
-    JSON gives one `malformed_file` row."""
+    """Every annotation of the RedCaps JSON files as a parsed row (SOURCE_ROWS)."""
     paths = spark.createDataFrame([(f,) for f in files], "path string").repartition(max(1, min(len(files), 64)))
 
     def parse(batches):
-        import pandas as pd
-
-        from curation.sources import parse_redcaps_annotation
-
-        cols = ["uid", "url", "text", "first_seen_time", "first_seen_month", "first_seen_year", "reason",
-                "source_file"]
         for b in batches:
             for path in b["path"]:
-                try:
-                    with open(path, "rb") as fh:
-                        doc = json.load(fh)
-                    anns = doc["annotations"]
-                    if not isinstance(anns, list):
-                        raise TypeError("annotations is not a list")
-                except (OSError, ValueError, KeyError, TypeError):
-                    yield pd.DataFrame([[None] * 6 + ["malformed_file", path]], columns=cols).astype(
-                        {"first_seen_year": "Int32"})
-                    continue
-                rows = [parse_redcaps_annotation(a if isinstance(a, dict) else {}, now) for a in anns]
-                df = pd.DataFrame(rows, columns=cols[:-1] + ["subreddit"]).drop(columns=["subreddit"])
-                df["first_seen_year"] = df["first_seen_year"].astype("Int32")
-                df["source_file"] = path
-                yield df
+                yield _redcaps_file_rows(path, now)
 
     return paths.mapInPandas(parse, ROW_SCHEMA)
 
 
 def apply_subset(rows, ids):
     """Kept rows whose uid is not in the subset id list become `not_in_subset`."""
-    from pyspark.sql import functions as F
-
     ids = ids.select(F.col("uid").alias("_subset_uid"), F.lit(True).alias("_in_subset")).distinct()
     joined = rows.join(ids, rows.uid == ids._subset_uid, "left")
     reason = F.when((F.col("reason") == "kept") & F.col("_in_subset").isNull(), F.lit("not_in_subset")) \
@@ -118,9 +154,6 @@ def apply_subset(rows, ids):
 
 def drop_duplicate_uids(rows):
     """Of kept rows sharing a uid, the earliest (then the smallest url) stays; the rest are `duplicate_uid`."""
-    from pyspark.sql import Window
-    from pyspark.sql import functions as F
-
     w = Window.partitionBy("uid").orderBy("first_seen_time", "url", "text")
     ranked = rows.withColumn("_n", F.when(F.col("reason") == "kept", F.row_number().over(w)))
     return ranked.withColumn("reason", F.when(F.col("_n") > 1, F.lit("duplicate_uid")).otherwise(F.col("reason"))) \
@@ -128,9 +161,8 @@ def drop_duplicate_uids(rows):
 
 
 def with_step(pool, first_step: int):
-    """`step`: the first-seen year, with every year before `first_step` folded into it."""
-    from pyspark.sql import functions as F
-
+    """`step`: the first-seen year, with every year before `first_step` folded into it (the rule of
+    `ticcore.steps.StepScheme`, as a Spark column)."""
     return pool.withColumn("step", F.greatest(F.col("first_seen_year"), F.lit(first_step)).cast("int"))
 
 
@@ -160,56 +192,58 @@ def check_inputs(source: Source, inputs: list[str], out: str, subset: str | None
     return files
 
 
-def build(spark, source: Source, inputs: list[str], out: str, cfg, subset: str | None = None,
-          now: dt.datetime | None = None, log=print) -> dict:
-    from pyspark import StorageLevel
-    from pyspark.sql import functions as F
-
-    from benchmarks import splits as sp
-
-    now = now or dt.datetime.now(dt.timezone.utc)
-    files = check_inputs(source, inputs, out, subset)
-    rows = yfcc_rows(spark, files, now) if source.name == "yfcc" else redcaps_rows(spark, files, now)
-    if subset:
-        from curation.sources import parse_subset_ids
-
-        ids = spark.read.text(subset).rdd.mapPartitions(lambda it: ([u] for u in parse_subset_ids(r.value for r in it)))
+def parsed_rows(spark, cfg: SourceConfig, files: list[str]):
+    """Every record, parsed, with `reason` (kept, or why not), after the subset list and duplicate uids."""
+    source = cfg.source
+    rows = yfcc_rows(spark, files, cfg.now) if source.name == "yfcc" else redcaps_rows(spark, files, cfg.now)
+    if cfg.subset:
+        ids = spark.read.text(cfg.subset).rdd.mapPartitions(
+            lambda it: ([u] for u in parse_subset_ids(r.value for r in it)))
         rows = apply_subset(rows, spark.createDataFrame(ids, "uid string"))
-    rows = drop_duplicate_uids(rows).persist(StorageLevel.MEMORY_AND_DISK)
+    return drop_duplicate_uids(rows).persist(StorageLevel.MEMORY_AND_DISK)
 
+
+def write_source_splits(spark, tmp: str, source: Source, rows, kept, retrieval) -> tuple[dict, dict, dict]:
+    """eval/retrieval, train/{pool} (minus evaluation pairs) and dropped/ under `tmp`:
+    (leak removals, training rows per year, per step)."""
+    retrieval.repartition("year").sortWithinPartitions("uid").write.partitionBy("year") \
+        .parquet(f"{tmp}/eval/retrieval")
+    clean, leaks = sp.remove_leaks(kept.drop("step"), retrieval.select("uid", "sha256", "url"))
+    clean.repartition("year").sortWithinPartitions("uid").write.partitionBy("year") \
+        .parquet(f"{tmp}/train/{source.pool}")
+    removed = {r["leak_key"]: r["count"] for r in leaks.groupBy("leak_key").count().collect()}
+    (rows.where(F.col("reason") != "kept").select("uid", "reason", "first_seen_month", "source_file")
+     .repartition("reason").sortWithinPartitions("source_file", "uid").write.partitionBy("reason")
+     .parquet(f"{tmp}/dropped"))
+    train = spark.read.parquet(f"{tmp}/train/{source.pool}")
+    by_year = {str(r["year"]): r["count"] for r in train.groupBy("year").count().collect()}
+    by_step = {str(r["step"]): r["count"] for r in with_step(train.withColumn("first_seen_year", F.col("year")),
+                                                              source.first_step).groupBy("step").count().collect()}
+    return removed, by_year, by_step
+
+
+def build(spark, cfg: SourceConfig, log=print) -> dict:
+    """Write cfg.out (temporary sibling, then rename); returns its stats.json."""
+    source, split = cfg.source, cfg.split
+    files = check_inputs(source, list(cfg.inputs), cfg.out, cfg.subset)
+    rows = parsed_rows(spark, cfg, files)
     reasons = {r["reason"]: r["count"] for r in rows.groupBy("reason").count().collect()}
     kept = with_step(rows.where(F.col("reason") == "kept").drop("reason"), source.first_step) \
         .withColumn("sha256", F.lit(None).cast("string")).withColumn("year", F.col("first_seen_year"))
     kept = kept.persist(StorageLevel.MEMORY_AND_DISK)
-    retrieval = sp.retrieval_holdout(kept.drop("year"), cfg, year_col="step").drop("step") \
+    retrieval = sp.retrieval_holdout(kept.drop("year"), split, year_col="step").drop("step") \
         .persist(StorageLevel.MEMORY_AND_DISK)
-    sizes: dict = {}
-    for r in (retrieval.select("year", "holdout_size", F.explode("seeds").alias("seed"))
-              .groupBy("year", "holdout_size", "seed").count().collect()):
-        entry = sizes.setdefault(str(r["year"]), {"holdout": r["holdout_size"], "seeds": {}})
-        entry["seeds"][str(r["seed"])] = r["count"]
-    warnings = [f"retrieval {y}: {min(e['seeds'].values())} pairs per seed, fewer than the {cfg.eval_size} asked for"
-                for y, e in sorted(sizes.items()) if min(e["seeds"].values()) < cfg.eval_size]
+    sizes = sp.holdout_sizes(retrieval, by_subset=False)
+    warnings = [f"retrieval {y}: {min(e['seeds'].values())} pairs per seed, fewer than the {split.eval_size} asked for"
+                for y, e in sorted(sizes.items()) if min(e["seeds"].values()) < split.eval_size]
     for w in warnings:
         log(f"[{source.tool}] warning: {w}")
-    tmp = temp_sibling(out)
+    tmp = temp_sibling(cfg.out)
     try:
-        retrieval.repartition("year").sortWithinPartitions("uid").write.partitionBy("year") \
-            .parquet(f"{tmp}/eval/retrieval")
-        clean, leaks = sp.remove_leaks(kept.drop("step"), retrieval.select("uid", "sha256", "url"))
-        clean.repartition("year").sortWithinPartitions("uid").write.partitionBy("year") \
-            .parquet(f"{tmp}/train/{source.pool}")
-        removed = {r["leak_key"]: r["count"] for r in leaks.groupBy("leak_key").count().collect()}
-        (rows.where(F.col("reason") != "kept").select("uid", "reason", "first_seen_month", "source_file")
-         .repartition("reason").sortWithinPartitions("source_file", "uid").write.partitionBy("reason")
-         .parquet(f"{tmp}/dropped"))
-        train = spark.read.parquet(f"{tmp}/train/{source.pool}")
-        by_year = {str(r["year"]): r["count"] for r in train.groupBy("year").count().collect()}
-        by_step = {str(r["step"]): r["count"] for r in with_step(train.withColumn("first_seen_year", F.col("year")),
-                                                                  source.first_step).groupBy("step").count().collect()}
+        removed, by_year, by_step = write_source_splits(spark, tmp, source, rows, kept, retrieval)
         total = sum(reasons.values())
-        stats = {"tool": source.tool, "source": source.name, "inputs": files, "subset": subset,
-                 "now": now.isoformat(), "config": asdict(cfg), "pools": [source.pool],
+        stats = {"tool": source.tool, "source": source.name, "inputs": files, "subset": cfg.subset,
+                 "now": cfg.now.isoformat(), "config": asdict(split), "pools": [source.pool],
                  "step_start_year": source.first_step,
                  "reasons": dict(sorted(reasons.items())), "retrieval": dict(sorted(sizes.items())),
                  "warnings": warnings, "leakage_removed": {source.pool: removed},
@@ -220,7 +254,7 @@ def build(spark, source: Source, inputs: list[str], out: str, cfg, subset: str |
                                 "train_rows": sum(by_year.values()), "removed_for_evaluation": sum(removed.values()),
                                 "ok": reasons.get("kept", 0) == sum(by_year.values()) + sum(removed.values())}}
         write_text(spark, f"{tmp}/stats.json", json.dumps(stats, indent=1, sort_keys=True) + "\n")
-        commit(spark, tmp, out)
+        commit(spark, tmp, cfg.out)
     except BaseException:
         delete(spark, tmp)
         raise
@@ -249,32 +283,20 @@ def _parser(source: Source) -> argparse.ArgumentParser:
 
 
 def main_for(name: str, argv=None) -> int:
-    from benchmarks.splits import SplitConfig
-
     source = SOURCES[name]
     args = _parser(source).parse_args(argv)
-    try:
-        now = dt.datetime.fromisoformat(args.now).replace(tzinfo=dt.timezone.utc) if args.now else None
-    except ValueError:
-        print(f"{source.tool}: error: --now {args.now!r} is not an ISO date", file=sys.stderr)
-        return 2
-    cfg = SplitConfig(eval_size=args.eval_size, seeds=args.seeds, max_holdout_fraction=args.max_holdout_fraction,
-                      seed=args.seed, subsets=("all",))
-    subset = getattr(args, "subset", None)
-    try:
-        check_inputs(source, args.inputs, args.out, subset)
-    except InputError as exc:
-        print(f"{source.tool}: error: {exc}", file=sys.stderr)
-        return 2
-    spark = build_session(source.tool, args.master)
-    try:
-        build(spark, source, args.inputs, args.out, cfg, subset, now)
-    except InputError as exc:
-        print(f"{source.tool}: error: {exc}", file=sys.stderr)
-        return 2
-    finally:
-        spark.stop()
-    return 0
+
+    def body() -> int:
+        cfg = SourceConfig.from_args(source, args)
+        check_inputs(source, list(cfg.inputs), cfg.out, cfg.subset)  # before a JVM starts
+        spark = build_session(source.tool, cfg.master)
+        try:
+            build(spark, cfg)
+        finally:
+            spark.stop()
+        return 0
+
+    return report_user_errors(source.tool, body)
 
 
 def main_yfcc(argv=None) -> int:

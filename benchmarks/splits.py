@@ -15,11 +15,18 @@ a rerun with the same seeds gives the same pairs.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
+import numpy as np
+import pandas as pd
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
-from pyspark.sql import types as T
+
+from benchmarks.lemmas import imagenet_index, synset_candidates
+from benchmarks.sentence import encode
+from ticcore.imagenet import load_imagenet_classes
+from ticcore.schemas import NET_CANDIDATES_DDL, NET_SIMILARITY
 
 FLICKR_HOSTS = ("flickr.com", "staticflickr.com")
 SUBSETS = ("all", "covid", "flickr")
@@ -98,30 +105,29 @@ def retrieval_holdout(pool: DataFrame, cfg: SplitConfig, year_col: str = "first_
     return out
 
 
+def holdout_sizes(retrieval: DataFrame, by_subset: bool = True) -> dict:
+    """{year: {subset: {"holdout": rows held out, "seeds": {seed: pairs}}}} of `retrieval_holdout`'s rows
+    (without the subset level when `by_subset` is False: sources that hold only "all")."""
+    keys = ["year", "subset"] if by_subset else ["year"]
+    sizes: dict = {}
+    for r in (retrieval.select(*keys, "holdout_size", F.explode("seeds").alias("seed"))
+              .groupBy(*keys, "holdout_size", "seed").count().collect()):
+        entry = sizes.setdefault(str(r["year"]), {})
+        if by_subset:
+            entry = entry.setdefault(r["subset"], {})
+        entry.setdefault("holdout", r["holdout_size"])
+        entry.setdefault("seeds", {})[str(r["seed"])] = r["count"]
+    return sizes
+
+
 # ------------------------------------------------------------------ Net
 
 NET_REASONS = ("no_text", "no_latin_text", "no_lemma", "multiple_classes", "failed_basic_rules",
                "low_similarity", "over_year_cap")
-_NET_CANDIDATE_SCHEMA = T.StructType([
-    T.StructField("uid", T.StringType()), T.StructField("net_reason", T.StringType()),
-    T.StructField("class_ids", T.ArrayType(T.IntegerType())), T.StructField("lemma", T.StringType()),
-    T.StructField("huge_caption", T.BooleanType()),
-])
-_NET_SIM_SCHEMA = T.StructType([
-    T.StructField("uid", T.StringType()), T.StructField("class_id", T.IntegerType()),
-    T.StructField("similarity", T.DoubleType()), T.StructField("ambiguous", T.BooleanType()),
-])
 HUGE_CAPTION = 1000  # characters; longer captions are encoded from their first 1000
 
 
 def _net_candidates_udf(batches):
-    import re
-
-    import numpy as np
-    import pandas as pd
-
-    from benchmarks.lemmas import imagenet_index, synset_candidates
-
     latin = re.compile(r"[A-Za-z]")
     index = imagenet_index()
     for pdf in batches:
@@ -154,22 +160,15 @@ def _net_candidates_udf(batches):
 def net_candidates(pool: DataFrame) -> DataFrame:
     """Per pool row: `net_reason` (None = goes on to the similarity check), candidate class ids, lemma."""
     return pool.select("uid", "text", "original_width", "original_height").mapInPandas(
-        _net_candidates_udf, _NET_CANDIDATE_SCHEMA)
+        _net_candidates_udf, NET_CANDIDATES_DDL)
 
 
 def _definition_texts():
-    from ticcore.imagenet import load_imagenet_classes
-
     return [", ".join(c.lemmas) + ": " + c.definition for c in load_imagenet_classes()]
 
 
 def _net_similarity_udf(model_path, threads, definitions):
     def run(batches):
-        import numpy as np
-        import pandas as pd
-
-        from benchmarks.sentence import encode
-
         for pdf in batches:
             texts = [t[:HUGE_CAPTION] for t in pdf["text"].fillna("")]
             emb = encode(texts, model_path, threads=threads)
@@ -188,10 +187,6 @@ def _net_similarity_udf(model_path, threads, definitions):
 def definition_embeddings(model_path: str | None = None, class_ids=None):
     """The synset descriptions ("lemmas: definition") as a (1000, dim) matrix indexed by class id, encoded
     once (on the driver); with `class_ids`, only those rows are encoded and the others are left zero."""
-    import numpy as np
-
-    from benchmarks.sentence import encode
-
     texts = _definition_texts()
     if class_ids is None:
         return encode(texts, model_path)
@@ -214,13 +209,11 @@ def net_similarity(candidates: DataFrame, pool: DataFrame, cfg: SplitConfig, def
     loaded once per Python worker (and kept while the worker is reused), captions go in batches."""
     rows = (candidates.where(F.col("net_reason").isNull()).select("uid", "class_ids")
             .join(pool.select("uid", "text"), "uid"))
-    return rows.mapInPandas(_net_similarity_udf(cfg.sentence_model, threads, definitions), _NET_SIM_SCHEMA)
+    return rows.mapInPandas(_net_similarity_udf(cfg.sentence_model, threads, definitions), NET_SIMILARITY.spark_ddl())
 
 
 def net_rows(pool: DataFrame, candidates: DataFrame, sims: DataFrame, cfg: SplitConfig) -> tuple[DataFrame, DataFrame]:
     """(Net evaluation rows, every pool row with its Net outcome `net_reason`)."""
-    from ticcore.imagenet import load_imagenet_classes
-
     classes = load_imagenet_classes()
     spark = pool.sparkSession
     names = spark.createDataFrame([(c.class_id, c.wnid) for c in classes], "class_id int, wnid string")

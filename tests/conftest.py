@@ -140,10 +140,10 @@ def filtered_pools(spark, sample_web, timestamps_out, tmp_path_factory):
 def splits(spark, sample_web, timestamps_out, filtered_pools, tmp_path_factory):
     ts_dir, _ = timestamps_out
     out = tmp_path_factory.mktemp("splits") / "out"
-    from benchmarks.cli import build
+    from benchmarks.cli import SplitsJob, build
 
-    stats = build(spark, str(out), str(ts_dir), str(sample_web / "metadata"), str(filtered_pools), SPLIT_CFG,
-                  keep_net_candidates=True, log=lambda *_: None)
+    stats = build(spark, SplitsJob(str(out), str(ts_dir), str(sample_web / "metadata"), str(filtered_pools), SPLIT_CFG,
+                                   keep_net_candidates=True), log=lambda *_: None)
     return out, stats
 
 
@@ -163,7 +163,7 @@ def downloaded(splits, sample_web, slow_server, tmp_path_factory):
 
     from benchmarks.download import DownloadConfig, download
     from benchmarks.netguard import NetPolicy
-    from benchmarks.shards_cli import url_list
+    from benchmarks.pools import url_list
 
     out_splits, _ = splits
     root = tmp_path_factory.mktemp("download")
@@ -180,11 +180,11 @@ def downloaded(splits, sample_web, slow_server, tmp_path_factory):
 @pytest.fixture(scope="session")
 def shards_dir(splits, downloaded, sample_web, tmp_path_factory):
     """The test world resharded into steps (samples_per_shard 100)."""
-    from benchmarks.shards_cli import reshard
+    from benchmarks.reshard import ReshardConfig, reshard
 
     out_splits, _ = splits
     dl, _, _ = downloaded
     out = tmp_path_factory.mktemp("shards") / "shards"
-    reshard(out_splits, dl, out, samples_per_shard=100, static=str(sample_web / "imagenet_like" / "images.parquet"),
-            log=lambda *_: None)
+    reshard(ReshardConfig(out_splits, dl, out, samples_per_shard=100,
+                          static=str(sample_web / "imagenet_like" / "images.parquet")), log=lambda *_: None)
     return out

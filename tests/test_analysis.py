@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 
 from benchmarks import analysis as A
+from benchmarks.analyze_cli import AnalysisError, AnalyzeConfig, analyze
 
 QUIET = lambda *a, **k: None  # noqa: E731
 
@@ -40,13 +41,27 @@ def test_tv_distance_and_top_categories():
     assert dist == {"a": 0.5, "b": 0.25, "c": 0.25}
 
 
+def test_embeddings_are_read_by_uid_under_either_key(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from benchmarks.analyze_cli import EMBED_KEY, METADATA_KEY, read_image_embeddings
+
+    vec = np.eye(3, dtype=np.float32)
+    pq.write_table(pa.table({"uid": ["a", "b", "c"]}), tmp_path / "00000.parquet")
+    np.savez(tmp_path / "00000.npz", image=vec)  # what tic-train embed writes
+    got = read_image_embeddings(tmp_path, {"a", "c", "z"}, EMBED_KEY)
+    assert sorted(got) == ["a", "c"] and got["c"].tolist() == [0, 0, 1]
+    with pytest.raises(AnalysisError, match="no 'l14_img' array"):
+        read_image_embeddings(tmp_path, {"a"}, METADATA_KEY)
+
+
 @pytest.fixture(scope="module")
 def analyzed(splits, sample_web, tmp_path_factory):
-    from benchmarks.analyze_cli import analyze
-
     out_splits, _ = splits
     out = tmp_path_factory.mktemp("analysis") / "a"
-    summary = analyze(out_splits, out, pool="unfiltered", per_step=400, embeddings=sample_web / "metadata", log=QUIET)
+    summary = analyze(AnalyzeConfig(out_splits, out, pool="unfiltered", per_step=400, embeddings=sample_web / "metadata"),
+                      log=QUIET)
     return out, summary
 
 
@@ -82,29 +97,27 @@ def test_distances_rise_with_drift_and_stay_low_between_halves(analyzed):
 
 
 def test_bad_input_is_refused(tmp_path):
-    from benchmarks.analyze_cli import AnalysisError, analyze
-
     with pytest.raises(AnalysisError, match="not found"):
-        analyze(tmp_path / "nope", tmp_path / "out", log=QUIET)
+        analyze(AnalyzeConfig(tmp_path / "nope", tmp_path / "out"), log=QUIET)
     (tmp_path / "empty").mkdir()
     with pytest.raises(AnalysisError, match="no train/ pools"):
-        analyze(tmp_path / "empty", tmp_path / "out", log=QUIET)
+        analyze(AnalyzeConfig(tmp_path / "empty", tmp_path / "out"), log=QUIET)
 
 
 def test_image_shift_from_a_tic_train_checkpoint_over_the_shards(splits, shards_dir, tmp_path):
     import torch
 
-    from benchmarks.analyze_cli import AnalysisError, analyze
     from training.trainer import create_model
 
     model = create_model("tic-tiny", "cpu")[0]
     ckpt = tmp_path / "step.pt"
     torch.save({"model_name": "tic-tiny", "model": model.state_dict()}, ckpt)
     out_splits, _ = splits
-    summary = analyze(out_splits, tmp_path / "a", pool="unfiltered", per_step=60, checkpoint=ckpt, shards=shards_dir,
-                      log=QUIET)
+    summary = analyze(AnalyzeConfig(out_splits, tmp_path / "a", pool="unfiltered", per_step=60, checkpoint=ckpt,
+                                    shards=shards_dir), log=QUIET)
     assert all(r["images"] > 0 and np.isfinite(r["image_fd_to_first"]) for r in summary["rows"])
     assert "step.pt over" in summary["image_source"]
     torch.save({"model": model.state_dict()}, ckpt)
     with pytest.raises(AnalysisError, match="not a tic-train checkpoint"):
-        analyze(out_splits, tmp_path / "b", pool="unfiltered", per_step=60, checkpoint=ckpt, shards=shards_dir, log=QUIET)
+        analyze(AnalyzeConfig(out_splits, tmp_path / "b", pool="unfiltered", per_step=60, checkpoint=ckpt,
+                              shards=shards_dir), log=QUIET)

@@ -2,7 +2,6 @@
 into time steps, shard-level leakage, and open_clip reading a step as is."""
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import signal
@@ -21,13 +20,19 @@ import pytest
 
 from benchmarks.download import DownloadConfig, download
 from benchmarks.netguard import NetPolicy, address_refusal, parse_resolve, scheme_refusal
-from benchmarks.reshard import StepScheme
-from benchmarks.shards_cli import check_leakage, reshard, url_list
+from benchmarks.pools import url_list
+from benchmarks.reshard import ReshardConfig, reshard
+from benchmarks.shards_cli import check_leakage
 from ticcore import sqlfiles
+from ticcore.steps import StepScheme, read_steps
 
-from .conftest import REPO, start_image_server
+from .conftest import REPO
 
 QUIET = lambda *_: None  # noqa: E731
+
+
+def _reshard(splits, download_dir, out, **options) -> dict:
+    return reshard(ReshardConfig(splits, download_dir, out, **options), log=QUIET)
 
 
 class _Recorder(BaseHTTPRequestHandler):
@@ -124,8 +129,8 @@ def test_reshard_layout_steps_and_identical_reruns(splits, downloaded, sample_we
     dl, _, _ = downloaded
     a, b = tmp_path / "a", tmp_path / "b"
     static = str(sample_web / "imagenet_like" / "images.parquet")
-    s = reshard(out_splits, dl, a, samples_per_shard=100, static=static, log=QUIET)
-    reshard(out_splits, dl, b, samples_per_shard=100, static=static, log=QUIET)
+    s = _reshard(out_splits, dl, a, samples_per_shard=100, static=static)
+    _reshard(out_splits, dl, b, samples_per_shard=100, static=static)
     assert [st["step"] for st in s["steps"]["basic"]] == [str(y) for y in range(2016, 2023)]
     for step_dir in sorted((a / "train" / "basic").iterdir()):
         sizes = json.loads((step_dir / "sizes.json").read_text())
@@ -139,6 +144,13 @@ def test_reshard_layout_steps_and_identical_reruns(splits, downloaded, sample_we
             assert len(pd.read_parquet(t.with_suffix(".parquet"))) == sizes[t.name]
     assert (a / "eval" / "retrieval").is_dir() and (a / "eval" / "net").is_dir() and (a / "eval" / "static").is_dir()
     assert not list(a.rglob("*.tmp"))
+    # steps.json: the step map (every year and first-seen month written) and each pool's steps
+    step_map, pools = read_steps(a)
+    assert step_map.labels == tuple(str(y) for y in range(2016, 2023)) and pools == s["steps"]
+    assert (step_map.granularity, step_map.start_year) == ("year", 2016)
+    assert step_map.year_to_step["2014"] == "2016" and step_map.year_to_step["2020"] == "2020"
+    assert all(step_map.month_to_step[m] == step_map.year_to_step[m[:4]] for m in step_map.month_to_step)
+    assert read_steps(b)[0] == step_map
 
 
 def test_step_schemes():
@@ -151,16 +163,18 @@ def test_step_schemes():
 def test_monthly_steps(splits, downloaded, tmp_path):
     out_splits, _ = splits
     dl, _, _ = downloaded
-    s = reshard(out_splits, dl, tmp_path / "m", granularity="month", samples_per_shard=1000, log=QUIET)
+    s = _reshard(out_splits, dl, tmp_path / "m", granularity="month", samples_per_shard=1000)
     steps = [st["step"] for st in s["steps"]["unfiltered"]]
     assert len(steps) > 9 and all(len(x) == 7 and x[4] == "-" for x in steps)
+    step_map, _ = read_steps(tmp_path / "m")
+    assert step_map.granularity == "month" and all(step_map.month_to_step[m] == m for m in steps)
 
 
 def test_shard_level_leakage_check(splits, downloaded, tmp_path):
     out_splits, _ = splits
     dl, _, _ = downloaded
     out = tmp_path / "s"
-    reshard(out_splits, dl, out, samples_per_shard=1000, log=QUIET)
+    _reshard(out_splits, dl, out, samples_per_shard=1000)
     assert check_leakage(out) == []
     res = subprocess.run([sys.executable, "-m", "benchmarks.shards_cli", "check-leakage", str(out)], capture_output=True,
                          text=True, cwd=REPO)
@@ -178,7 +192,7 @@ def test_shard_queries(splits, downloaded, tmp_path):
     out_splits, _ = splits
     dl, _, _ = downloaded
     out = tmp_path / "q"
-    reshard(out_splits, dl, out, samples_per_shard=1000, log=QUIET)
+    _reshard(out_splits, dl, out, samples_per_shard=1000)
     for name in sqlfiles.load("sql/shards.sql"):
         assert sqlfiles.run("sql/shards.sql", name, root=str(out), download=str(dl)).fetchall(), name
 
@@ -238,7 +252,7 @@ def test_open_clip_train_reads_a_step_directory_as_is(splits, downloaded, tmp_pa
     out_splits, _ = splits
     dl, _, _ = downloaded
     out = tmp_path / "s"
-    s = reshard(out_splits, dl, out, samples_per_shard=100, log=QUIET)
+    s = _reshard(out_splits, dl, out, samples_per_shard=100)
     step = next(st for st in s["steps"]["unfiltered"] if st["samples"] >= 128)
     res = subprocess.run(
         [sys.executable, "-m", "training.open_clip_main", "--model", "tic-tiny", "--train-data", step["pattern"],

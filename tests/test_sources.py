@@ -5,11 +5,15 @@ import datetime as dt
 import json
 import subprocess
 import sys
+from dataclasses import asdict
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
+from benchmarks.pools import default_start_year, read_hive, train_pools, url_list
+from benchmarks.source_cli import SOURCES, SourceConfig, build
+from benchmarks.splits import SplitConfig
 from curation.sources import (YFCC_FIELDS, clean_text, parse_redcaps_annotation, parse_subset_ids,
                               parse_yfcc_line, yfcc_caption)
 
@@ -84,23 +88,18 @@ def sources(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def built(spark, sources, tmp_path_factory):
-    from benchmarks.source_cli import SOURCES, build
-    from benchmarks.splits import SplitConfig
-
-    cfg = SplitConfig(eval_size=40, seeds=3, subsets=("all",))
     out = tmp_path_factory.mktemp("built")
-    yfcc = build(spark, SOURCES["yfcc"], [str(sources / "yfcc" / "yfcc100m_dataset.tsv")], str(out / "yfcc"), cfg,
-                 str(sources / "yfcc" / "yfcc100m_subset_data.tsv"), NOW, log=QUIET)
-    redcaps = build(spark, SOURCES["redcaps"], [str(sources / "redcaps" / "annotations")], str(out / "redcaps"), cfg,
-                    None, NOW, log=QUIET)
+    yfcc = build(spark, SourceConfig(SOURCES["yfcc"], [str(sources / "yfcc" / "yfcc100m_dataset.tsv")], str(out / "yfcc"),
+                                     str(sources / "yfcc" / "yfcc100m_subset_data.tsv"), eval_size=40, now=NOW), log=QUIET)
+    redcaps = build(spark, SourceConfig(SOURCES["redcaps"], [str(sources / "redcaps" / "annotations")],
+                                        str(out / "redcaps"), eval_size=40, now=NOW), log=QUIET)
+    assert yfcc["config"] == asdict(SplitConfig(eval_size=40, seeds=3, subsets=("all",)))
     return out, yfcc, redcaps
 
 
 def _outcomes(out: Path, pool: str) -> pd.DataFrame:
-    from benchmarks.shards_cli import _read_hive
-
-    train = _read_hive(out / "train" / pool)[["uid", "year"]].assign(where="train")
-    ev = _read_hive(out / "eval" / "retrieval")[["uid", "year"]].assign(where="eval")
+    train = read_hive(out / "train" / pool)[["uid", "year"]].assign(where="train")
+    ev = read_hive(out / "eval" / "retrieval")[["uid", "year"]].assign(where="eval")
     dropped = pd.read_parquet(out / "dropped")
     dropped["reason"] = dropped["reason"].astype(str)
     return train, ev, dropped
@@ -137,8 +136,6 @@ def test_every_record_is_accounted_for_against_the_truth(built, sources, name, p
 
 
 def test_the_shard_stage_takes_the_source_splits_as_they_are(built):
-    from benchmarks.shards_cli import default_start_year, train_pools, url_list
-
     out, *_ = built
     assert train_pools(out / "yfcc") == ["yfcc15m"] and default_start_year(out / "yfcc") == 2011
     assert train_pools(out / "redcaps") == ["redcaps"] and default_start_year(out / "redcaps") == 2017

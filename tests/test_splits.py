@@ -3,17 +3,20 @@ tic-splits job on the sample web."""
 from __future__ import annotations
 
 import json
+import shutil
 
 import duckdb
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from benchmarks.cli import build, check_leakage
+from benchmarks.cli import SplitsJob, build, check_leakage
 from benchmarks.lemmas import imagenet_index, plural_forms, synset_candidates
 from benchmarks.retrieval import average_over_seeds, retrieval_metrics
 from benchmarks.splits import SplitConfig
+from benchmarks.wordnet import subtree_class_ids
 from ticcore import sqlfiles
+from ticcore.imagenet import load_imagenet_classes
 from ticcore.sparkio import InputError
 
 
@@ -66,9 +69,6 @@ def test_lemma_index_matches_whole_phrases_plurals_and_resolves_ambiguity():
 
 
 def test_motor_vehicle_subtree_comes_from_wordnet():
-    from benchmarks.wordnet import subtree_class_ids
-    from ticcore.imagenet import load_imagenet_classes
-
     classes = load_imagenet_classes()
     names = {classes[i].name for i in subtree_class_ids("motor_vehicle.n.01", classes)}
     assert {"sports car", "ambulance", "minivan", "jeep", "limousine", "moped", "tow truck"} <= names
@@ -151,8 +151,6 @@ def test_no_evaluation_pair_leaks_into_training(spark, splits):
 
 
 def test_check_leakage_names_a_planted_leak(spark, splits, tmp_path):
-    import shutil
-
     out, _ = splits
     copy = tmp_path / "copy"
     shutil.copytree(out, copy)
@@ -160,8 +158,6 @@ def test_check_leakage_names_a_planted_leak(spark, splits, tmp_path):
     leak_dir = copy / "train" / "basic" / "year=2099"
     leak_dir.mkdir()
     evaluation.drop(columns=["year"], errors="ignore").to_parquet(leak_dir / "leak.parquet")
-    from benchmarks.cli import main
-
     hits = check_leakage(spark, str(copy))
     assert hits and hits[0][1] == evaluation.uid.iloc[0]
 
@@ -178,7 +174,8 @@ def test_rerun_gives_identical_splits(spark, sample_web, timestamps_out, filtere
     out, _ = splits
     ts_dir, _ = timestamps_out
     again = tmp_path / "again"
-    build(spark, str(again), str(ts_dir), str(sample_web / "metadata"), str(filtered_pools), CFG, log=lambda *_: None)
+    build(spark, SplitsJob(str(again), str(ts_dir), str(sample_web / "metadata"), str(filtered_pools), CFG),
+          log=lambda *_: None)
     for part in ("eval/retrieval", "eval/net", "train/basic"):
         a = _df(out / part).sort_values(["uid"] + (["subset"] if "retrieval" in part else [])).reset_index(drop=True)
         b = _df(again / part).sort_values(["uid"] + (["subset"] if "retrieval" in part else [])).reset_index(drop=True)
@@ -191,4 +188,5 @@ def test_missing_sentence_model_is_named(spark, sample_web, timestamps_out, tmp_
     ts_dir, _ = timestamps_out
     cfg = SplitConfig(sentence_model=str(tmp_path / "no-model-here"))
     with pytest.raises(InputError, match="no-model-here"):
-        build(spark, str(tmp_path / "o"), str(ts_dir), str(sample_web / "metadata"), None, cfg, log=lambda *_: None)
+        build(spark, SplitsJob(str(tmp_path / "o"), str(ts_dir), str(sample_web / "metadata"), split=cfg),
+              log=lambda *_: None)

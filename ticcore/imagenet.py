@@ -5,6 +5,8 @@ import functools
 from dataclasses import dataclass
 from pathlib import Path
 
+from ticcore.pkgdata import PackageDataError, package_path
+
 
 @dataclass(frozen=True)
 class ImageNetClass:
@@ -20,12 +22,10 @@ class ImageNetClass:
 
 def timm_info_dir() -> Path:
     """timm's bundled ImageNet metadata; located without importing timm (which imports torch)."""
-    import importlib.util
-
-    spec = importlib.util.find_spec("timm")
-    if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError("timm is not installed: it ships the ImageNet synset lemmas and definitions")
-    return Path(list(spec.submodule_search_locations)[0]) / "data" / "_info"
+    try:
+        return package_path("timm", "data", "_info")
+    except PackageDataError:
+        raise FileNotFoundError("timm is not installed: it ships the ImageNet synset lemmas and definitions") from None
 
 
 def _read_tsv(path: Path) -> dict[str, str]:

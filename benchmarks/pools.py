@@ -1,0 +1,73 @@
+"""Reading a tic-splits (or tic-yfcc / tic-redcaps) output from a single process: its training pools,
+its first step, its hive-partitioned tables, and the pairs the shard stage needs.
+
+Shared by `tic-shards` and `tic-analyze` (which runs on splits before any shards exist).
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pyarrow.dataset as ds
+import pyarrow.parquet as pq
+
+from ticcore.schemas import SHARD_REQUEST
+from ticcore.steps import DEFAULT_START_YEAR
+
+POOLS = ("unfiltered", "basic", "bestpool")  # TiC-DataComp's; tic-yfcc / tic-redcaps write yfcc15m / redcaps
+EVAL_SETS = ("retrieval", "net")
+
+
+def train_pools(splits: Path) -> list[str]:
+    """The training pools a splits directory holds (DataComp's in their usual order, then any other)."""
+    root = Path(splits) / "train"
+    found = sorted(d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith(".")) if root.is_dir() else []
+    return [p for p in POOLS if p in found] + [p for p in found if p not in POOLS]
+
+
+def default_start_year(splits: Path) -> int:
+    """The first step the splits were built for (tic-yfcc: 2011, tic-redcaps: 2017), else TiC-DataComp's 2016."""
+    try:
+        return int(json.loads((Path(splits) / "stats.json").read_text()).get("step_start_year", DEFAULT_START_YEAR))
+    except (OSError, ValueError, TypeError):
+        return DEFAULT_START_YEAR
+
+
+def read_parquet(path, columns=None) -> pd.DataFrame:
+    """A parquet file as pandas, read by path: pandas hands pyarrow a Python file object, and pyarrow's
+    thread pool can then abort the interpreter at exit (apache/arrow#34314, #50482)."""
+    return pq.read_table(str(path), columns=columns).to_pandas()
+
+
+def read_hive(path: Path, partition: str = "year", columns=None) -> pd.DataFrame | None:
+    """A hive-partitioned parquet directory as pandas (the partition column as int), or None if absent."""
+    if not Path(path).exists():
+        return None
+    df = ds.dataset(str(path), format="parquet", partitioning="hive").to_table(columns=columns).to_pandas()
+    if partition in df and str(df[partition].dtype) == "category":
+        df[partition] = df[partition].astype(int)
+    return df
+
+
+def as_uid_frame(df: pd.DataFrame) -> pd.DataFrame:
+    """An extra or static list (uid or image_id, url, text or lemma) with uid and text columns."""
+    if "uid" not in df and "image_id" in df:
+        df = df.rename(columns={"image_id": "uid"})
+    if "text" not in df:
+        df = df.assign(text=df.get("lemma", "").astype(str) if "lemma" in df else "")
+    return df
+
+
+def split_parts(splits: Path) -> list[str]:
+    """The hive tables of a splits output that the shards are made from: each training pool, each evaluation set."""
+    return [f"train/{p}" for p in train_pools(splits)] + [f"eval/{name}" for name in EVAL_SETS]
+
+
+def url_list(splits: Path, extras: list[str]) -> pd.DataFrame:
+    """Every pair the shards will need, once (the SHARD_REQUEST columns), sorted by uid."""
+    frames = [df for part in split_parts(splits) if (df := read_hive(Path(splits) / part)) is not None]
+    frames += [as_uid_frame(read_parquet(extra)) for extra in extras]
+    cols = list(SHARD_REQUEST.names)
+    out = pd.concat([f.reindex(columns=cols) for f in frames], ignore_index=True)
+    return out.drop_duplicates("uid").sort_values("uid").reset_index(drop=True)
