@@ -59,7 +59,7 @@ def frechet_distance(mu1, cov1, mu2, cov2, neg_tol: float = 1e-6) -> float:
 # ------------------------------------------------------------------ text shift
 
 def tv_distance(p: dict, q: dict) -> float:
-    keys = set(p) | set(q)
+    keys = sorted(set(p) | set(q))  # a fixed order: a float sum over a set's order changed the last digit run to run
     return 0.5 * float(sum(abs(p.get(k, 0.0) - q.get(k, 0.0)) for k in keys))
 
 

@@ -69,7 +69,7 @@ def staged_dir(out: Path) -> Iterator[Path]:
 def atomic_write(path: Path, data: bytes | str, encoding: str = "utf-8") -> Path:
     """Write a whole file under a temporary name, then rename it over `path`."""
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")  # two processes filling one cache file never share it
     try:
         with open(tmp, "wb") as fh:
             fh.write(data.encode(encoding) if isinstance(data, str) else data)
@@ -86,7 +86,7 @@ def atomic_file(path: Path, suffix: str = "") -> Iterator[Path]:
     """For writers that want a path (torch.save, savefig, np.savez): yield a temporary path beside
     `path` (ending in `suffix` when the writer picks its format from it), rename it over `path` after."""
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp{suffix}")
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}{suffix}")
     try:
         yield tmp
         os.replace(tmp, path)
