@@ -31,6 +31,9 @@ import re
 from typing import Iterable, Iterator
 from urllib.parse import urljoin
 
+# urljoin's shortcuts, shared with the html5 rules (tested against urljoin in both test files)
+from curation.html_images import _PLAIN_ABSOLUTE, _base_scheme
+
 # Text that htmlparser does not read tags from (comments, script and style bodies), or an <img> or
 # <base> tag whose attributes may hold quoted '>' characters.
 _TOKENS = re.compile(
@@ -39,8 +42,9 @@ _TOKENS = re.compile(
     r"|<style\b(?:[^>\"']++|\"[^\"]*+\"|'[^']*+')*+>.*?</style\s*>"
     r"|<(img|base)\b((?:[^>\"']++|\"[^\"]*+\"|'[^']*+')*+)>",
     re.I | re.S)
-# name, then optionally = and a double-quoted, single-quoted or bare value
-_ATTRIBUTE = re.compile(r"""([^\s=>"'/]+)(?:\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s>"']+)))?""")
+# name, then optionally = and a double-quoted, single-quoted or bare value (the "=" is captured:
+# findall gives "" for a group that did not take part, so it tells `alt` from `alt=""`)
+_ATTRIBUTE = re.compile(r"""([^\s=>"'/]+)(?:\s*(=)\s*(?:"([^"]*)"|'([^']*)'|([^\s>"']+)))?""")
 _HTTP = ("http://", "https://")
 
 
@@ -48,13 +52,10 @@ def tag_attributes(body: str, wanted: tuple[str, ...]) -> dict[str, str | None]:
     """The first value of each wanted attribute (lower-case names) in a tag's attribute text;
     None for an attribute written without a value."""
     found: dict[str, str | None] = {}
-    for m in _ATTRIBUTE.finditer(body):
-        name = m.group(1).lower()
+    for name, eq, dq, sq, bare in _ATTRIBUTE.findall(body):
+        name = name.lower()
         if name in wanted and name not in found:
-            value = m.group(2)
-            if value is None:
-                value = m.group(3) if m.group(3) is not None else m.group(4)
-            found[name] = value
+            found[name] = (dq or sq or bare) if eq else None
     return found
 
 
@@ -64,20 +65,33 @@ def img_links(html: str) -> tuple[list[tuple[str, str | None]], str | None, int]
     links: list[tuple[str, str | None]] = []
     base = None
     n_img = 0
-    for m in _TOKENS.finditer(html):
-        tag = m.group(1)
-        if tag is None:
+    findall = _ATTRIBUTE.findall
+    # (findall, not finditer: tuples of strings cost far less than a match object and its groups)
+    for tag, body in _TOKENS.findall(html):
+        if not tag:
             continue  # a comment, script or style: no links in it
         if tag.lower() == "base":
-            href = tag_attributes(m.group(2), ("href",)).get("href")
+            href = tag_attributes(body, ("href",)).get("href")
             if href is not None:
                 base = href
             continue
         n_img += 1
-        attrs = tag_attributes(m.group(2), ("src", "alt"))
-        src = attrs.get("src")
+        # tag_attributes(body, ("src", "alt")), spelled out: this loop runs for every <img>
+        src = alt = None
+        seen_src = seen_alt = False
+        for name, eq, dq, sq, bare in findall(body):
+            if len(name) != 3:
+                continue
+            name = name.lower()
+            if name == "src":
+                if not seen_src:
+                    seen_src = True
+                    src = (dq or sq or bare) if eq else None
+            elif name == "alt" and not seen_alt:
+                seen_alt = True
+                alt = (dq or sq or bare) if eq else None
         if src is not None:
-            links.append((src, attrs.get("alt")))
+            links.append((src, alt))
     return links, base, n_img
 
 
@@ -91,9 +105,26 @@ def page_base(page_url: str, base_href: str | None) -> str:
         return page_url
 
 
+# A URL that starts with a scheme (as urlsplit reads one: a letter, then letters, digits, + - .)
+# other than http(s): urljoin hands it back unchanged (its scheme differs from the base's, or the
+# parse raised and the URL is kept), so the http(s) filter drops it; decided without urljoin
+# (data: URIs are long, and common).
+_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:")
+
+
 def absolute_url(url: str, base: str) -> str | None:
     """cc2dataset's `make_link_absolute`, then its http(s) filter: the URL, or None when dropped."""
     if not url.startswith(_HTTP):
+        if not url:  # urljoin(base, "") is the base, whatever it is
+            return base if base.startswith(_HTTP) else None
+        if url[:2] == "//":  # a plain scheme-relative URL takes the base's scheme (as html_images does)
+            scheme = _base_scheme(base)
+            if scheme in ("http", "https") and _PLAIN_ABSOLUTE.fullmatch(joined := f"{scheme}:{url}"):
+                return joined
+        else:
+            m = _SCHEME.match(url)
+            if m and url[:m.end() - 1].lower() not in ("http", "https"):
+                return None
         try:
             url = urljoin(base, url)
         except ValueError:
@@ -114,3 +145,30 @@ def pairs_from_links(links: Iterable[tuple[str, str | None]], base: str, stats) 
         else:
             stats["images.kept"] += 1
             yield absolute, alt
+
+
+def link_rows(links: list[tuple[str, str | None]], base: str, page_url: str, tail: tuple, stats) -> list[tuple]:
+    """`pairs_from_links` as rows (page_url, url, alt, *tail), in one loop (the per-link hot path of
+    WARC input): the same rows and counts."""
+    rows = []
+    no_alt = empty_alt = 0
+    for url, alt in links:
+        if alt is None:
+            no_alt += 1
+        elif not alt:
+            empty_alt += 1
+        elif url.startswith(_HTTP):
+            rows.append((page_url, url, alt, *tail))
+        elif (url := absolute_url(url, base)) is not None:
+            rows.append((page_url, url, alt, *tail))
+    if links:
+        stats["images.input"] += len(links)
+        if rows:
+            stats["images.kept"] += len(rows)
+        if no_alt:
+            stats["images.dropped.no_alt"] += no_alt
+        if empty_alt:
+            stats["images.dropped.empty_alt"] += empty_alt
+        if len(links) - no_alt - empty_alt - len(rows):
+            stats["images.dropped.not_http_url"] += len(links) - no_alt - empty_alt - len(rows)
+    return rows

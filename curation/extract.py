@@ -40,7 +40,7 @@ import re
 from dataclasses import dataclass
 from typing import Iterator
 
-from curation.datacomp_rules import img_links, page_base, pairs_from_links
+from curation.datacomp_rules import img_links, link_rows, page_base
 from curation.html_images import decode_html, html_for_parser, image_rows
 from curation.warc_reader import READERS, ExtractStats, iter_records, looks_like_warc, parse_warc_date
 from curation.wat_reader import ISPARTOF_RE as _ISPARTOF_RE
@@ -110,7 +110,7 @@ def datacomp_page_rows(body: bytes, content_type: str, page_url: str, stats: Ext
     if n_img > len(links):
         stats["images.input"] += n_img - len(links)
         stats["images.dropped.no_src"] += n_img - len(links)
-    return [(page_url, url, alt, *tail) for url, alt in pairs_from_links(links, page_base(page_url, base_href), stats)]
+    return link_rows(links, page_base(page_url, base_href), page_url, tail, stats)
 
 
 def _stream_pages(fh, warc_file: str, stats: ExtractStats, cfg: ExtractConfig) -> Iterator[list[tuple]]:

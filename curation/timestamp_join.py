@@ -168,6 +168,13 @@ def _previous(spark, cfg: TimestampJoinConfig) -> tuple[set[str], dict[str, int]
     prev_stats = json.loads(read_text(spark, cfg.previous.rstrip("/") + "/stats.json"))
     if prev_stats.get("tool") != TOOL:
         raise InputError(f"{cfg.previous}: not a {TOOL} output")
+    # Sightings under other pair rules, or of other inputs, do not fold into these (outputs from
+    # before the settings existed were made with the html5 rules from WARC files).
+    prev_cfg = prev_stats.get("config", {})
+    prev = (prev_cfg.get("pair_rules", "html5"), prev_cfg.get("input_format", "warc"))
+    if prev != (cfg.pair_rules, cfg.input_format):
+        raise InputError(f"{cfg.previous}: made with --pair-rules {prev[0]} --input-format {prev[1]}, "
+                         f"not {cfg.pair_rules} / {cfg.input_format}: its sightings do not fold into this run")
     files = {r.warc_file for r in spark.read.parquet(cfg.previous.rstrip("/") + "/warc_files").collect()}
     return files, prev_stats["warc_counters"]
 

@@ -11,6 +11,9 @@ show the layout). DataComp's CommonPool was read from these by cc2dataset (`rom1
   `records.failed.unparseable_record`. Only `metadata` records are read further (and the warcinfo,
   for `isPartOf`); the others are counted (`info.record_type.*`).
 - Every metadata record is an input of the `responses` stage:
+  - `dropped.no_img_links`: its JSON text holds no `IMG@` (so no `IMG@/src` link, written as such or
+    with an escaped slash): it cannot give a pair and is not parsed (the fast path; most metadata
+    records describe requests and crawl metadata, and text without links);
   - `failed.bad_json`: its block is not a JSON object with an `Envelope.WARC-Header-Metadata`
     object (a body cut short, text that is not UTF-8; parsed by the stdlib's json);
   - `dropped.not_a_response`: it describes a record other than a `response` (request, metadata, ...);
@@ -19,7 +22,7 @@ show the layout). DataComp's CommonPool was read from these by cc2dataset (`rom1
   - `dropped.no_links`: HTML without a `Links` list;
   - `failed.bad_warc_date`: the capture date (`WARC-Header-Metadata.WARC-Date`) is not a crawl
     time (`curation.warc_reader.parse_warc_date`);
-  - `kept`: its `IMG@/src` links go through `datacomp_rules.pairs_from_links` with base
+  - `kept`: its `IMG@/src` links go through `datacomp_rules.pairs_from_links`' rules with base
     `page_base(WARC-Target-URI, Head.Base)`, each link counted in the `images` stage.
 - Row columns: page_url = `WARC-Header-Metadata.WARC-Target-URI`, crawl_time = its `WARC-Date`
   (the capture time; NOT the WAT record's own WARC-Date, the day the WAT was written, weeks
@@ -33,7 +36,7 @@ import json
 import re
 from typing import Iterator
 
-from curation.datacomp_rules import page_base, pairs_from_links
+from curation.datacomp_rules import absolute_url, page_base
 from curation.warc_reader import _GZIP_MAGIC, ExtractStats, _gzip_members, looks_like_warc, parse_warc_date
 
 SNAPSHOT_RE = re.compile(r"CC-MAIN-\d{4}-\d{2}")
@@ -43,47 +46,45 @@ _CONTENT_LENGTH = re.compile(rb"\r\nContent-Length:[ \t]*(\d+)", re.I)
 _HTTP = ("http://", "https://")
 
 
-def iter_metadata(fh, stats: ExtractStats, path_snapshot: str | None) -> Iterator[tuple[bytes, str | None]]:
-    """(JSON block, snapshot) of every readable metadata record of a gzipped WAT file; every
-    record counted in the `records` stage."""
+def iter_metadata(fh, stats: ExtractStats, path_snapshot: str | None) -> Iterator[tuple[bytes, int, str | None]]:
+    """(member, where its block starts, snapshot) of every readable metadata record of a gzipped WAT
+    file; every record counted in the `records` stage. The block runs to the member's end: the
+    record separator after it is JSON whitespace."""
     snapshot = path_snapshot
     for _offset, member, truncated in _gzip_members(fh, stats):
         stats["records.input"] += 1
         if truncated:
             stats["info.truncated_record"] += 1
         head_end = member.find(b"\r\n\r\n")
-        m = _WARC_TYPE.search(member, 0, head_end) if head_end > 0 else None
+        # WARC-Type is usually the first header: try the first line break before searching them all
+        m = _WARC_TYPE.match(member, member.find(b"\r\n"), head_end) or _WARC_TYPE.search(member, 0, head_end) \
+            if head_end > 0 else None
         if m is None or not member.startswith(b"WARC/"):
             stats["records.failed.unparseable_record"] += 1
             continue
         rec_type = m.group(1)
         stats["records.kept"] += 1
-        stats["info.record_type." + rec_type.decode("ascii", "replace")] += 1
-        start = head_end + 4
-        n = _CONTENT_LENGTH.search(member, 0, head_end)
-        end = start + int(n.group(1)) if n else len(member)
         if rec_type == b"metadata":
-            yield member[start:end], snapshot
-        elif rec_type == b"warcinfo" and snapshot is None:
-            found = ISPARTOF_RE.search(member[start:end].decode("utf-8", "replace"))
+            stats["info.record_type.metadata"] += 1
+            yield member, head_end + 4, snapshot
+            continue
+        stats["info.record_type." + rec_type.decode("ascii", "replace")] += 1
+        if rec_type == b"warcinfo" and snapshot is None:
+            n = _CONTENT_LENGTH.search(member, 0, head_end)
+            block = member[head_end + 4:head_end + 4 + int(n.group(1)) if n else len(member)]
+            found = ISPARTOF_RE.search(block.decode("utf-8", "replace"))
             snapshot = found.group(1) if found else None
 
 
-def _links(links: list) -> Iterator[tuple[str, str | None]]:
-    for link in links:
-        if type(link) is dict and link.get("path") == "IMG@/src":
-            url = link.get("url")
-            if type(url) is str:
-                alt = link.get("alt")
-                yield url, alt if alt is None or type(alt) is str else str(alt)
-
-
-def record_rows(block: bytes, snapshot: str | None, stats: ExtractStats) -> list[tuple]:
+def record_rows(member: bytes, start: int, snapshot: str | None, stats: ExtractStats) -> list[tuple]:
     """Rows (page_url, url, text, crawl_time, snapshot, warc_file, warc_offset) of one metadata
-    record's JSON block, counted in the `responses` and `images` stages."""
+    record, whose JSON block is member[start:], counted in the `responses` and `images` stages."""
     stats["responses.input"] += 1
+    if member.find(b"IMG@", start) < 0:
+        stats["responses.dropped.no_img_links"] += 1
+        return []
     try:
-        doc = json.loads(block)
+        doc = json.loads(member[start:].decode("utf-8"))
         whm = doc["Envelope"]["WARC-Header-Metadata"]
         if type(whm) is not dict:
             raise TypeError
@@ -126,8 +127,44 @@ def record_rows(block: bytes, snapshot: str | None, stats: ExtractStats) -> list
     head = html.get("Head")
     base_href = head.get("Base") if type(head) is dict else None
     base = page_base(page_url, base_href if type(base_href) is str else None)
-    return [(page_url, url, alt, crawl_time, snapshot, warc_file, offset)
-            for url, alt in pairs_from_links(_links(links), base, stats)]
+    # `datacomp_rules.pairs_from_links` over the IMG@/src links, in one loop (the per-link hot
+    # path): the same rows and counts.
+    rows = []
+    n_links = no_alt = empty_alt = 0
+    for link in links:
+        if type(link) is not dict or link.get("path") != "IMG@/src":
+            continue
+        url = link.get("url")
+        if type(url) is not str:
+            continue
+        n_links += 1
+        alt = link.get("alt")
+        if alt is None:
+            no_alt += 1
+            continue
+        if type(alt) is not str:
+            alt = str(alt)
+        if not alt:
+            empty_alt += 1
+            continue
+        if not url.startswith(_HTTP):
+            url = absolute_url(url, base)
+            if url is None:
+                continue
+        rows.append((page_url, url, alt, crawl_time, snapshot, warc_file, offset))
+    if not n_links:
+        return rows
+    stats["images.input"] += n_links
+    if rows:
+        stats["images.kept"] += len(rows)
+    if no_alt:
+        stats["images.dropped.no_alt"] += no_alt
+    if empty_alt:
+        stats["images.dropped.empty_alt"] += empty_alt
+    not_http = n_links - no_alt - empty_alt - len(rows)
+    if not_http:
+        stats["images.dropped.not_http_url"] += not_http
+    return rows
 
 
 def wat_pages(fh, wat_file: str, stats: ExtractStats) -> Iterator[list[tuple]]:
@@ -140,5 +177,5 @@ def wat_pages(fh, wat_file: str, stats: ExtractStats) -> Iterator[list[tuple]]:
         return
     stats.inc("files", "kept")
     m = SNAPSHOT_RE.search(wat_file)
-    for block, snapshot in iter_metadata(fh, stats, m.group(0) if m else None):
-        yield record_rows(block, snapshot, stats)
+    for member, start, snapshot in iter_metadata(fh, stats, m.group(0) if m else None):
+        yield record_rows(member, start, snapshot, stats)

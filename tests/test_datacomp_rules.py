@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections import Counter
 
+import pytest
+
 from curation.datacomp_rules import absolute_url, img_links, page_base, pairs_from_links
 
 PAGE = "http://www.example.com/blog/post.html"
@@ -77,3 +79,43 @@ def test_only_http_results_are_kept():
     assert absolute_url("javascript:void(0)", PAGE) is None
     assert absolute_url("ftp://a.com/x.jpg", PAGE) is None
     assert absolute_url("x.jpg", "http://[broken") is None  # a join that raises keeps "x.jpg": not http, dropped
+
+
+def _reference_absolute_url(url, base):
+    """cc2dataset's make_link_absolute + its http(s) filter, spelled out with urljoin alone."""
+    from urllib.parse import urljoin
+
+    if not url.startswith(("http://", "https://")):
+        try:
+            url = urljoin(base, url)
+        except ValueError:
+            pass
+    return url if url.startswith(("http://", "https://")) else None
+
+
+@pytest.mark.parametrize("base", ["https://www.site.example/dir/post.html", "http://h.example", "HTTP://H.example/a/",
+                                  "http://[::1/broken/", "ftp://files.example/x/", "", "//no.scheme/x",
+                                  "https://h.example/a b/", "http://h.example:99/p?q#f"])
+def test_the_scheme_shortcut_gives_what_urljoin_gives(base):
+    urls = ["data:image/png;base64,AAA", "DATA:x", "javascript:void(0)", "mailto:a@b.example", "ftp://f.example/x",
+            "HTTP://Up.example/x.jpg", "Http:relative.jpg", "https:x.jpg", "http:/x.jpg", "httpx://a/b",
+            "h+t.tp:x", "1data:x", "da\nta:x", " data:x", "\tjavascript:x", "//cdn.example/a.jpg", "a:b:c",
+            "file:///etc/passwd", "svn://r.example/x", "tel:+1", "c:\\dir\\file.jpg", "x.jpg", "", "?q", "#f",
+            "//[::1/x", "ftp://[::1/x", "http://[::1/x", "../up.jpg", "/abs.jpg", "//cdn.example/a.jpg?",
+            "//cdn.example/a;b.jpg", "//cdn.example:80/x", "//CDN.example/./x/../y.jpg", "// x", "//\tx/y",
+            "//cdn.example/a.jpg#", "//cdn.example/é.jpg", "//"]
+    for url in urls:
+        assert absolute_url(url, base) == _reference_absolute_url(url, base), (url, base)
+
+
+def test_link_rows_give_the_pairs_and_counts_of_pairs_from_links():
+    from curation.datacomp_rules import link_rows
+
+    links = [("http://i.example/a.jpg", "a"), ("b.jpg", "b"), ("c.jpg", None), ("d.jpg", ""), ("data:x", "e"),
+             ("", "f"), ("//cdn.example/g.jpg", "g"), ("mailto:x@y", "h"), ("http://i.example/i.jpg", " ")]
+    base = "https://www.example.com/dir/page.html"
+    ref, got = Counter(), Counter()
+    pairs = list(pairs_from_links(links, base, ref))
+    rows = link_rows(links, base, "P", ("T",), got)
+    assert rows == [("P", url, alt, "T") for url, alt in pairs]
+    assert +got == +ref
