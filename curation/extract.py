@@ -21,8 +21,9 @@ Two pair rule sets (`ExtractConfig.pair_rules`) and two inputs (`ExtractConfig.i
   (`curation/html_images.py`): an HTML5 parse (lexbor), entities decoded, alt whitespace
   collapsed, lazy attributes and srcset read, URLs normalised; only responses with HTTP status
   200 are parsed.
-Both: only `response` records with an HTML content type (`text/html`, `application/xhtml+xml`)
-  are parsed. Chunked transfer and content encodings are undone by warcio (which also copes with
+Rules of both (documented contract; the readers' and the rule sets' own are in their modules):
+- Only `response` records with an HTML content type (`text/html`, `application/xhtml+xml`) are
+  parsed. Chunked transfer and content encodings are undone by warcio (which also copes with
   headers that lie about them).
 - Snapshot: `isPartOf` of the file's warcinfo if it is a `CC-MAIN-YYYY-WW` id, else the first
   such id in the file path, else null. (WAT input: the id in the WAT file's path first, as a WAT's
@@ -36,7 +37,6 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import re
 from dataclasses import dataclass
 from typing import Iterator
 

@@ -60,7 +60,7 @@ class TimestampJoinConfig:
     input_format: str = "warc"
 
     def __post_init__(self):
-        self.extract  # noqa: B018 - ExtractConfig refuses an unknown reader: up front, not after the inputs are read
+        self.extract  # noqa: B018 - ExtractConfig refuses unknown or clashing settings: up front, not after the inputs are read
 
     @property
     def max_page_bytes(self) -> int:
