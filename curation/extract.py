@@ -1,4 +1,4 @@
-"""Image-text candidates from WARC/ARC files: one row per usable <img> on an HTML page.
+"""Image-text candidates from WARC/ARC or WAT files: one row per (image URL, text) pair of an HTML page.
 
 The pure core of the timestamp join: `extract_file` reads one file and yields rows; the
 Spark job maps it over partitions and `tic-extract` runs it in one process. This module composes
@@ -6,12 +6,28 @@ the WARC reader (`curation/warc_reader.py`: records, damage, dates, accounting) 
 image rules (`curation/html_images.py`: charsets, <img> URLs and alt text). A row has the columns
 of `ticcore.schemas.CANDIDATES`.
 
-Rules (documented contract; the reader's and the image rules' own are in their modules):
-- Only `response` records with an HTTP status of 200 and an HTML content type
-  (`text/html`, `application/xhtml+xml`) are parsed. Chunked transfer and content
-  encodings are undone by warcio (which also copes with headers that lie about them).
+Two pair rule sets (`ExtractConfig.pair_rules`) and two inputs (`ExtractConfig.input_format`):
+- "datacomp" (the default): DataComp's CommonPool rules (`curation/datacomp_rules.py`), as
+  ia-web-commons wrote the WAT links (`iipc/webarchive-commons`,
+  `org/archive/resource/html/ExtractingParseObserver.java`: `<img src>` with alt as written, no
+  entity decoding, no whitespace change, no srcset/lazy attributes, last `<base href>`) and
+  cc2dataset read them (`rom1504/cc2dataset`, `cc2dataset/main.py`: `IMG@/src` links with a
+  non-empty alt; http(s) URLs kept byte for byte, others joined to the page URL or its base).
+  Every HTML response counts, whatever its HTTP status. From WARC input the page is decoded by the
+  charset rules of `curation/html_images.py` and its raw tags scanned (`datacomp_rules.img_links`;
+  an `<img>` without src is counted as dropped `no_src`); from WAT input (`curation/wat_reader.py`)
+  the `Links` of each metadata record are taken as they are.
+- "html5" (WARC input only: a WAT holds raw links, not pages): the project's own rules
+  (`curation/html_images.py`): an HTML5 parse (lexbor), entities decoded, alt whitespace
+  collapsed, lazy attributes and srcset read, URLs normalised; only responses with HTTP status
+  200 are parsed.
+Rules of both (documented contract; the readers' and the rule sets' own are in their modules):
+- Only `response` records with an HTML content type (`text/html`, `application/xhtml+xml`) are
+  parsed. Chunked transfer and content encodings are undone by warcio (which also copes with
+  headers that lie about them).
 - Snapshot: `isPartOf` of the file's warcinfo if it is a `CC-MAIN-YYYY-WW` id, else the first
-  such id in the file path, else null.
+  such id in the file path, else null. (WAT input: the id in the WAT file's path first, as a WAT's
+  own warcinfo describes the WAT, then its warcinfo's isPartOf.)
 - Size: a page whose payload exceeds `max_page_bytes` is skipped (counted), as Common Crawl
   itself truncates payloads at 1 MiB.
 
@@ -19,28 +35,63 @@ Every input is accounted for, stage by stage (see `curation.warc_reader.ExtractS
 """
 from __future__ import annotations
 
+import argparse
 import itertools
-import re
 from dataclasses import dataclass
 from typing import Iterator
 
-from curation.html_images import html_for_parser, image_rows
+from curation.datacomp_rules import img_links, link_rows, page_base
+from curation.html_images import decode_html, html_for_parser, image_rows
 from curation.warc_reader import READERS, ExtractStats, iter_records, looks_like_warc, parse_warc_date
+from curation.wat_reader import ISPARTOF_RE as _ISPARTOF_RE
+from curation.wat_reader import SNAPSHOT_RE, wat_pages
 from ticcore.errors import InputError
 
-SNAPSHOT_RE = re.compile(r"CC-MAIN-\d{4}-\d{2}")
-_ISPARTOF_RE = re.compile(r"isPartOf:\s*(" + SNAPSHOT_RE.pattern + ")")
 HTML_TYPES = ("text/html", "application/xhtml")
+PAIR_RULES = ("datacomp", "html5")
+INPUT_FORMATS = ("warc", "wat")  # ARC files count as warc
 
 
 @dataclass(frozen=True)
 class ExtractConfig:
     max_page_bytes: int = 5 << 20
-    reader: str = "warcio"  # or "fastwarc": the same rows and counts, faster (see iter_records)
+    reader: str = "warcio"  # or "fastwarc": the same rows and counts, faster (see iter_records); WARC input only
+    pair_rules: str = "datacomp"  # or "html5" (WARC input only; see the module docstring)
+    input_format: str = "warc"  # or "wat": Common Crawl's WAT files (datacomp rules only)
 
     def __post_init__(self):
         if self.reader not in READERS:
             raise InputError(f"reader must be one of {', '.join(READERS)}, not {self.reader!r}")
+        if self.pair_rules not in PAIR_RULES:
+            raise InputError(f"pair rules must be one of {', '.join(PAIR_RULES)}, not {self.pair_rules!r}")
+        if self.input_format not in INPUT_FORMATS:
+            raise InputError(f"input format must be one of {', '.join(INPUT_FORMATS)}, not {self.input_format!r}")
+        if self.input_format == "wat" and self.pair_rules != "datacomp":
+            raise InputError(f"WAT input takes the datacomp pair rules only, not {self.pair_rules!r}: "
+                             "a WAT file holds a page's raw links, not the page the other rules parse")
+        if self.input_format == "wat" and self.reader != "warcio":
+            raise InputError(f"reader {self.reader!r} reads WARC input only: WAT files have their own "
+                             "reader (leave --reader at its default)")
+
+    # Derived values, in one place.
+    @property
+    def html5(self) -> bool:
+        """The html5 rules: status-200 pages only, rows by `html_images.image_rows`."""
+        return self.pair_rules == "html5"
+
+    @property
+    def wat(self) -> bool:
+        return self.input_format == "wat"
+
+
+def add_rule_args(p: argparse.ArgumentParser) -> None:
+    """--input-format and --pair-rules, shared with the Spark job."""
+    p.add_argument("--input-format", choices=INPUT_FORMATS, default="warc",
+                   help="warc: WARC/ARC files (default); wat: Common Crawl WAT files (datacomp rules only)")
+    p.add_argument("--pair-rules", choices=PAIR_RULES, default="datacomp",
+                   help="datacomp: DataComp's CommonPool rules (ia-web-commons links, cc2dataset's filters; the "
+                        "default); html5: an HTML5 parse with decoded, whitespace-collapsed alts, lazy/srcset "
+                        "URLs and status-200 pages only (WARC input only)")
 
 
 # Both readers below hand out rows through itertools.chain, one list per page: the rows then
@@ -52,7 +103,20 @@ def extract_stream(fh, warc_file: str, stats: ExtractStats, cfg: ExtractConfig =
     return itertools.chain.from_iterable(_stream_pages(fh, warc_file, stats, cfg))
 
 
+def datacomp_page_rows(body: bytes, content_type: str, page_url: str, stats: ExtractStats, tail: tuple) -> list[tuple]:
+    """Rows (page_url, url, text, *tail) of one HTML page under DataComp's rules; every <img> is
+    counted in the `images` stage (one without a src as dropped `no_src`)."""
+    links, base_href, n_img = img_links(decode_html(body, content_type, stats))
+    if n_img > len(links):
+        stats["images.input"] += n_img - len(links)
+        stats["images.dropped.no_src"] += n_img - len(links)
+    return link_rows(links, page_base(page_url, base_href), page_url, tail, stats)
+
+
 def _stream_pages(fh, warc_file: str, stats: ExtractStats, cfg: ExtractConfig) -> Iterator[list[tuple]]:
+    if cfg.wat:
+        yield from wat_pages(fh, warc_file, stats)
+        return
     if not looks_like_warc(fh):
         stats.inc("files", "failed.not_a_warc_file")
         return
@@ -60,6 +124,7 @@ def _stream_pages(fh, warc_file: str, stats: ExtractStats, cfg: ExtractConfig) -
     m = SNAPSHOT_RE.search(warc_file)
     path_snapshot = m.group(0) if m else None
     snapshot = path_snapshot
+    html5 = cfg.html5
     for offset, rec in iter_records(fh, stats, cfg.reader):
         rtype = rec.rec_type
         stats["records.kept"] += 1
@@ -80,7 +145,7 @@ def _stream_pages(fh, warc_file: str, stats: ExtractStats, cfg: ExtractConfig) -
         if http is None or not page_url.lower().startswith(("http://", "https://")):
             stats["responses.dropped.non_http_payload"] += 1
             continue
-        if http.get_statuscode() != "200":
+        if html5 and http.get_statuscode() != "200":
             stats["responses.dropped.non_200_status"] += 1
             continue
         ctype = http.get_header("Content-Type") or ""
@@ -101,8 +166,11 @@ def _stream_pages(fh, warc_file: str, stats: ExtractStats, cfg: ExtractConfig) -
             stats["responses.dropped.page_too_large"] += 1
             continue
         stats["responses.kept"] += 1
-        html = html_for_parser(body, ctype, stats)
-        yield image_rows(html, page_url, stats, (crawl_time, snapshot, warc_file, offset))
+        if html5:
+            html = html_for_parser(body, ctype, stats)
+            yield image_rows(html, page_url, stats, (crawl_time, snapshot, warc_file, offset))
+        else:
+            yield datacomp_page_rows(body, ctype, page_url, stats, (crawl_time, snapshot, warc_file, offset))
 
 
 def extract_file(path: str, stats: ExtractStats, cfg: ExtractConfig = ExtractConfig(),

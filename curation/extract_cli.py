@@ -1,7 +1,7 @@
-"""`tic-extract MANIFEST OUT_DIR`: image-text candidates of a few WARC files, in one process (no Spark).
+"""`tic-extract MANIFEST OUT_DIR`: image-text candidates of a few WARC (or WAT) files, in one process (no Spark).
 
-Writes OUT_DIR/candidates.parquet (one row per usable <img>; the same rows the Spark job
-extracts) and OUT_DIR/stats.json (every file, record, response and <img> accounted for).
+Writes OUT_DIR/candidates.parquet (one row per (image URL, text) pair under --pair-rules; the same
+rows the Spark job extracts) and OUT_DIR/stats.json (every file, record, response and <img> accounted for).
 The output goes to a temporary sibling first and is renamed into place when complete.
 """
 from __future__ import annotations
@@ -9,12 +9,13 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from curation.extract import ExtractConfig, extract_file
+from curation.extract import ExtractConfig, add_rule_args, extract_file
 from curation.manifest import read_manifest
 from curation.warc_reader import READERS, ExtractStats, accounting_errors
 from ticcore.errors import report_user_errors
@@ -60,7 +61,7 @@ def extract_to_dir(paths: list[str], out_dir: Path, cfg: ExtractConfig = Extract
     with staged_dir(out_dir) as tmp:
         n_rows = _write_candidates(paths, tmp / "candidates.parquet", stats, cfg)
         errors = accounting_errors(stats)
-        result = {"tool": TOOL, "files": paths, "rows": n_rows, "seconds": round(time.perf_counter() - t0, 3),
+        result = {"tool": TOOL, "files": paths, "config": asdict(cfg), "rows": n_rows, "seconds": round(time.perf_counter() - t0, 3),
                   "counters": dict(stats), "stats": stats.nested(),
                   "accounting": {"ok": not errors, "errors": errors}}
         write_json(tmp / "stats.json", result, sort_keys=True)
@@ -76,12 +77,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--input-base", help="base for relative manifest lines (default: the manifest's directory)")
     p.add_argument("--max-page-mb", type=float, default=5.0, help="skip (and count) larger HTML payloads")
     p.add_argument("--reader", choices=READERS, default="warcio",
-                   help="WARC reader: fastwarc gives the same rows and counts with a little less CPU (default: warcio)")
+                   help="WARC reader: fastwarc gives the same rows and counts with a little less CPU (default: warcio; "
+                        "WARC input only)")
+    add_rule_args(p)
     args = p.parse_args(argv)
 
     def body() -> int:
         paths = read_manifest(args.manifest, args.input_base)
-        cfg = ExtractConfig(max_page_bytes=int(args.max_page_mb * 2**20), reader=args.reader)
+        cfg = ExtractConfig(max_page_bytes=int(args.max_page_mb * 2**20), reader=args.reader,
+                            pair_rules=args.pair_rules, input_format=args.input_format)
         result = extract_to_dir(paths, Path(args.out_dir), cfg)
         return 0 if result["accounting"]["ok"] else 1
 

@@ -2,7 +2,7 @@
 
     spark-submit curation/timestamp_join.py MANIFEST DATACOMP_METADATA_DIR OUTPUT_DIR [options]
 
-MANIFEST lists one WARC path per line (`#` comments allowed): local paths, file:// or any
+MANIFEST lists one WARC path per line (WAT paths with --input-format wat) (`#` comments allowed): local paths, file:// or any
 Hadoop-readable URI (hdfs://, s3a://, ...). Relative lines are resolved against --input-base,
 by default the manifest's own directory (so a sample web's warc.manifest, or Common Crawl's
 warc.paths with --input-base s3a://commoncrawl/, work as they are).
@@ -31,7 +31,7 @@ from pyspark import StorageLevel  # noqa: E402
 from pyspark.sql import functions as F  # noqa: E402
 
 from curation import timestamps as ts  # noqa: E402
-from curation.extract import ExtractConfig  # noqa: E402
+from curation.extract import ExtractConfig, add_rule_args  # noqa: E402
 from curation.manifest import read_manifest  # noqa: E402
 from curation.spark_output import staged_output, write_stats  # noqa: E402
 from curation.warc_reader import READERS, accounting_errors, nest_stats  # noqa: E402
@@ -56,9 +56,11 @@ class TimestampJoinConfig:
     keep_candidates: bool = False
     files_per_year: int = 1
     reader: str = "warcio"
+    pair_rules: str = "datacomp"
+    input_format: str = "warc"
 
     def __post_init__(self):
-        self.extract  # noqa: B018 - ExtractConfig refuses an unknown reader: up front, not after the inputs are read
+        self.extract  # noqa: B018 - ExtractConfig refuses unknown or clashing settings: up front, not after the inputs are read
 
     @property
     def max_page_bytes(self) -> int:
@@ -66,7 +68,8 @@ class TimestampJoinConfig:
 
     @property
     def extract(self) -> ExtractConfig:
-        return ExtractConfig(max_page_bytes=self.max_page_bytes, reader=self.reader)
+        return ExtractConfig(max_page_bytes=self.max_page_bytes, reader=self.reader, pair_rules=self.pair_rules,
+                             input_format=self.input_format)
 
 
 def parse_args(argv: list[str] | None) -> TimestampJoinConfig:
@@ -80,7 +83,9 @@ def parse_args(argv: list[str] | None) -> TimestampJoinConfig:
     p.add_argument("--partitions", type=int, help="extraction partitions (default: 4 x default parallelism)")
     p.add_argument("--max-page-mb", type=float, default=5.0, help="skip (and count) larger HTML payloads")
     p.add_argument("--reader", choices=READERS, default="warcio",
-                   help="WARC reader: fastwarc gives the same rows and counts with a little less CPU (default: warcio)")
+                   help="WARC reader: fastwarc gives the same rows and counts with a little less CPU (default: warcio; "
+                        "WARC input only)")
+    add_rule_args(p)
     p.add_argument("--master", default="local[*]", help="used only when not launched by spark-submit")
     p.add_argument("--keep-candidates", action="store_true", help="also write candidates/ (every <img> row)")
     p.add_argument("--files-per-year", type=int, default=1,
@@ -89,7 +94,8 @@ def parse_args(argv: list[str] | None) -> TimestampJoinConfig:
     if a.files_per_year < 1:
         p.error("--files-per-year must be at least 1")
     return TimestampJoinConfig(a.manifest, a.metadata_dir, a.output_dir, a.previous, a.input_base, a.partitions,
-                               a.max_page_mb, a.master, a.keep_candidates, a.files_per_year, a.reader)
+                               a.max_page_mb, a.master, a.keep_candidates, a.files_per_year, a.reader,
+                               a.pair_rules, a.input_format)
 
 
 # ------------------------------------------------------------------ inputs
@@ -162,6 +168,13 @@ def _previous(spark, cfg: TimestampJoinConfig) -> tuple[set[str], dict[str, int]
     prev_stats = json.loads(read_text(spark, cfg.previous.rstrip("/") + "/stats.json"))
     if prev_stats.get("tool") != TOOL:
         raise InputError(f"{cfg.previous}: not a {TOOL} output")
+    # Sightings under other pair rules, or of other inputs, do not fold into these (outputs from
+    # before the settings existed were made with the html5 rules from WARC files).
+    prev_cfg = prev_stats.get("config", {})
+    prev = (prev_cfg.get("pair_rules", "html5"), prev_cfg.get("input_format", "warc"))
+    if prev != (cfg.pair_rules, cfg.input_format):
+        raise InputError(f"{cfg.previous}: made with --pair-rules {prev[0]} --input-format {prev[1]}, "
+                         f"not {cfg.pair_rules} / {cfg.input_format}: its sightings do not fold into this run")
     files = {r.warc_file for r in spark.read.parquet(cfg.previous.rstrip("/") + "/warc_files").collect()}
     return files, prev_stats["warc_counters"]
 

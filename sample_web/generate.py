@@ -9,6 +9,7 @@ from __future__ import annotations
 import ctypes
 import datetime as dt
 import hashlib
+import html
 import json
 import math
 import os
@@ -39,7 +40,7 @@ from .npzfile import write_npz
 from .refclip import ImageEmbeddingCache, ReferenceClip, image_key_code, image_key_fields
 from .vocabulary import (ALL_CONCEPTS, CDN_HOSTS, COLORS, COVID_START, FLICKR_DECOY_HOSTS, FLICKR_HOST_FARMS,
                          FLICKR_HOST_LIVE, LANGUAGES, SCENES, SITE_WORDS_A, SITE_WORDS_B, TLD_BY_LANGUAGE)
-from .warc import WarcWriter, http_date
+from .warc import WarcWriter, WatWriter, http_date
 from .world import CRAWL_DAYS, SampleWebConfig, year_weights
 
 MARKER = "world.json"
@@ -139,7 +140,16 @@ def _face_boxes(rng: np.random.Generator, has_faces: np.ndarray) -> pa.ListArray
     return pa.ListArray.from_arrays(pa.array(offsets), inner)
 
 
-WHITESPACE_NOISE_P = 0.08  # share of sightings whose alt carries extra whitespace (the extractor normalises it)
+WHITESPACE_NOISE_P = 0.08  # share of sightings whose alt carries extra whitespace: another pair for DataComp
+WAT_DELAY_DAYS = 20        # Common Crawl writes a snapshot's WAT files weeks after the crawl
+
+# Where a careless reading of DataComp's pair rules would differ (see html.py), planted per pair:
+ENTITY_ALT_P = 0.02        # the alt as written holds a character reference
+ENTITY_SUFFIXES = (" &amp; friends", " &quot;new&quot;", " at the caf&#233;", " &#x27;22 edition")
+SPACED_ALT_P = 0.02        # the alt as written holds a newline or a run of spaces
+EMPTY_QUERY_URL_P = 0.01   # the URL ends in an empty query ("x.jpg?"), which urljoin drops
+ERROR_PAGE_P = 0.03        # pages served with an error status that still show their posts' images
+ERROR_STATUSES = ((404, "Not Found"), (410, "Gone"), (500, "Internal Server Error"), (503, "Service Unavailable"))
 
 
 def _by_year(table: dict[int, float], years: tuple[int, ...], default: float | None = None) -> np.ndarray:
@@ -159,6 +169,26 @@ def _take(values: list, index: np.ndarray) -> pa.Array:
 
 
 CONCEPT_HAS_FACES = np.array([c.faces for c in ALL_CONCEPTS])
+
+
+def _alt_as_written(caption: str, draw: float, pick: int) -> str:
+    """A pair's alt attribute as every page writes it (HTML-escaped once), which is DataComp's text."""
+    alt = H.attr(caption)
+    if draw < ENTITY_ALT_P:
+        return alt + ENTITY_SUFFIXES[pick % len(ENTITY_SUFFIXES)]
+    if draw < ENTITY_ALT_P + SPACED_ALT_P:
+        return (alt.replace(" ", "\n    ", 1), alt.replace(" ", "  ", 1), alt + " ")[pick % 3]
+    return alt
+
+
+def _img_link(src: str, alt: str | None) -> dict:
+    """A WAT `Links` entry for an <img src> (ia-web-commons: the attributes as written; no alt key without alt)."""
+    return {"path": "IMG@/src", "url": src} if alt is None else {"path": "IMG@/src", "url": src, "alt": alt}
+
+
+def _html5_text(alt: str) -> str:
+    """What the html5 rules make of an alt attribute: entities decoded, whitespace normalised."""
+    return " ".join(html.unescape(alt).split())
 
 
 def _whitespace_noise(rng_val: float, text: str) -> str:
@@ -190,6 +220,7 @@ TRUTH_SCHEMA = pa.schema([
     ("look_year", pa.int32()), ("color", pa.string()), ("scene", pa.string()), ("language", pa.string()),
     ("is_covid", pa.bool_()), ("is_flickr", pa.bool_()), ("is_boilerplate", pa.bool_()),
     ("download_status", pa.string()), ("image_token", pa.string()), ("duplicate_of_image", pa.bool_()),
+    ("datacomp_rules_only", pa.bool_()), ("html5_rules_only", pa.bool_()),
 ])
 
 
@@ -230,8 +261,10 @@ class Generator:
         self.writers: dict[int, WarcWriter] = {}
         self.file_counts = {s.index: 0 for s in self.snapshots}
         self.warc_paths: list[str] = []
+        self.wat_paths: list[str] = []
         self.stats = {"pairs": 0, "unseen_pairs": 0, "sightings": 0, "pages": 0, "corrupt_members": 0,
-                      "noise_records": 0, "warc_files": 0, "web_only_images": 0, "duplicate_images": 0}
+                      "noise_records": 0, "warc_files": 0, "web_only_images": 0, "duplicate_images": 0,
+                      "error_pages": 0}
         self.big_page_done = not cfg.big_page
 
     # ------------------------------------------------------------ WARC files
@@ -247,10 +280,15 @@ class Generator:
         stamp = (snap.start + dt.timedelta(hours=idx)).strftime("%Y%m%d%H%M%S")
         name = f"CC-MAIN-{stamp}-{idx:05d}-ip-127-0-0-1.sample.warc.gz"
         rel = f"crawl-data/{snap.snapshot_id}/segments/{snap.segment}/warc/{name}"
-        w = WarcWriter(self.root / rel, id_seed=f"{self.cfg.seed}/{rel}", gzip_level=self.cfg.gzip_level)
+        # Common Crawl's layout: segments/<seg>/wat/<name>.warc.wat.gz, written weeks after the crawl
+        wat_rel = f"crawl-data/{snap.snapshot_id}/segments/{snap.segment}/wat/{name[:-len('.gz')]}.wat.gz"
+        wat = WatWriter(self.root / wat_rel, name, id_seed=f"{self.cfg.seed}/{wat_rel}",
+                        written=snap.end + dt.timedelta(days=WAT_DELAY_DAYS), gzip_level=self.cfg.gzip_level)
+        w = WarcWriter(self.root / rel, id_seed=f"{self.cfg.seed}/{rel}", gzip_level=self.cfg.gzip_level, wat=wat)
         w.warcinfo(snap.start, snap.snapshot_id, name)
         self.writers[s] = w
         self.warc_paths.append(rel)
+        self.wat_paths.append(wat_rel)
         self.stats["warc_files"] += 1
         return w
 
@@ -264,7 +302,7 @@ class Generator:
                        ("<html><body>" + "<p>cut</p>" * 400 + "</body></html>").encode(), USER_AGENT,
                        truncate_response_at=0.5)
             self.stats["corrupt_members"] += 1
-        w.close()
+        w.close_all()
 
     def close(self) -> None:
         for s in sorted(self.writers):
@@ -366,20 +404,25 @@ class Generator:
         site_titles = [self.sites.title[s] for s in home_site.tolist()]
         caps = make_captions(rng, concept, color, scene, language, covid, site_titles)
         raw_texts = caps.text
+        alt_draw, alt_pick = rng.random(n).tolist(), rng.integers(1 << 30, size=n).tolist()
+        empty_query = rng.random(n) < EMPTY_QUERY_URL_P
         domains = self.sites.domain
         urls = [image_url(h, tok, FORMATS[f], _slug(t) if h else "", y, m, domains[site], p)  # Flickr URLs: no slug
                 for h, tok, f, t, y, m, site, p in
                 zip(host_kind.tolist(), token_hex, fmt.tolist(), raw_texts, year.tolist(), month.tolist(),
                     home_site.tolist(), pick.tolist())]
+        for i in np.flatnonzero(empty_query & ~same_url).tolist():
+            urls[i] += "?"
         for i in np.flatnonzero(same_url).tolist():
             urls[i] = urls[image_src[i]]
-        # (url, text) must be unique in the pool; rare collisions get a distinguishing suffix.
+        # (url, text) must be unique in the pool; rare collisions get a distinguishing suffix. The text is
+        # the alt exactly as pages write it (DataComp's rule).
         texts, taken = [], set()
         for i in range(n):
-            text = " ".join(raw_texts[i].split())
+            text = _alt_as_written(raw_texts[i], alt_draw[i], alt_pick[i])
             while (urls[i], text) in taken:
                 raw_texts[i] += " (photo)"
-                text = " ".join(raw_texts[i].split())
+                text = _alt_as_written(raw_texts[i], alt_draw[i], alt_pick[i])
             taken.add((urls[i], text))
             texts.append(text)
         uids = [make_uid(u, t) for u, t in zip(urls, texts)]
@@ -418,12 +461,15 @@ class Generator:
         presentation = rng.choice(len(H.PRESENTATION_P), size=len(pair_of), p=H.PRESENTATION_P)
         alt_noise = rng.random(len(pair_of))
         self.stats["sightings"] += len(pair_of)
-        sight_pair, sight_snap, sight_time = self._write_pages(rng, c, pair_of, snap, site, presentation, alt_noise,
-                                                               [H.attr(u) for u in urls],
-                                                               [H.attr(t) for t in raw_texts], texts)
-        # What the extractor can recover: sightings whose record is intact (time >= 0).
-        vis = sight_time >= 0
-        vp, vt, vs = sight_pair[vis], sight_time[vis], sight_snap[vis]
+        html5_text_ok = [_html5_text(t) == t for t in texts]
+        sight_pair, sight_snap, sight_time, dc_vis, h5_vis = self._write_pages(
+            rng, c, pair_of, snap, site, presentation, alt_noise, [H.attr(u) for u in urls], texts, html5_text_ok)
+        # What the DataComp rules recover: sightings whose record is intact and whose <img src> carries the
+        # pair exactly. The html5 rules see other sightings (lazy attributes, normalised alts) and miss
+        # others (error pages, rewritten URLs, alts with references or odd whitespace).
+        vp, vt, vs = sight_pair[dc_vis], sight_time[dc_vis], sight_snap[dc_vis]
+        dc_seen = np.bincount(vp, minlength=n) > 0
+        h5_seen = np.bincount(sight_pair[h5_vis], minlength=n) > 0
         seen_min = np.full(n, np.iinfo(np.int64).max)
         np.minimum.at(seen_min, vp, vt)
         seen_max = np.full(n, np.iinfo(np.int64).min)
@@ -467,18 +513,20 @@ class Generator:
             "is_covid": ["covid" in t.lower() for t in texts], "is_flickr": host_kind == 0,
             "is_boilerplate": caps.boilerplate, "download_status": _take(list(FAILURES), failure),
             "image_token": token_hex, "duplicate_of_image": dup_image,
+            "datacomp_rules_only": dc_seen & ~h5_seen, "html5_rules_only": h5_seen & ~dc_seen,
         }, schema=TRUTH_SCHEMA)
         _write_parquet(truth, self.root / "truth" / f"{shard}.parquet")
         self.stats["pairs"] += n
         self.stats["unseen_pairs"] += int((~seen).sum())
 
     # ------------------------------------------------------------ pages
-    def _write_pages(self, rng, c, pair_of, snap, site, presentation, alt_noise, esc_urls, esc_alts, texts):
+    def _write_pages(self, rng, c, pair_of, snap, site, presentation, alt_noise, esc_urls, alts, html5_text_ok):
         """Write the chunk's pages: runs of (snapshot, site) cut into pages of 4-12 images.
 
-        Returns each sighting's pair, snapshot and crawl time (epoch seconds; -1 where the page's
-        record is damaged, so the extractor cannot see it). Every random draw is made up front,
-        one array per purpose, so the per-page loop only formats.
+        `alts` are the pairs' alt attributes as written. Returns each sighting's pair, snapshot, crawl
+        time (epoch seconds; -1 where the page's record is damaged, so no extractor can see it), and
+        whether the DataComp rules and the html5 rules recover the pair from it. Every random draw is
+        made up front, one array per purpose, so the per-page loop only formats.
         """
         n_sight = len(pair_of)
         order = np.lexsort((rng.random(n_sight), site, snap))
@@ -503,12 +551,17 @@ class Generator:
         extra_kind = rng.integers(9, size=extra_from[-1]).tolist()
         extra_n = rng.integers(1 << 30, size=extra_from[-1]).tolist()
         extra_slot = rng.random(extra_from[-1]).tolist()
+        error_page = (rng.random(n_pages) < ERROR_PAGE_P).tolist()
+        error_status = rng.integers(len(ERROR_STATUSES), size=n_pages).tolist()
 
         pairs_l, snaps_l, sites_l = o_pair.tolist(), o_snap.tolist(), o_site.tolist()
         pres_l, noise_l = presentation[order].tolist(), alt_noise[order].tolist()
         snap_start = [int(s.start.timestamp()) for s in self.snapshots]
         utc = dt.timezone.utc
         sight_time = np.full(n_sight, -1, np.int64)
+        dc_vis = np.zeros(n_sight, bool)
+        h5_vis = np.zeros(n_sight, bool)
+        plain, invisible = H.PLAIN, H.DATACOMP_INVISIBLE
         for g in range(n_pages):
             first, stop = starts[g], starts[g + 1]
             s_idx, site_idx = snaps_l[first], sites_l[first]
@@ -519,14 +572,30 @@ class Generator:
             charset = self.sites.charset[site_idx]
             base = f"http://static.{domain}/" if has_base[g] else None
             is_http = scheme == "http"
-            # Most images are a plain <img> with a clean alt (written inline: this runs per sighting).
-            blocks = [f'<img src="{esc_urls[p]}" alt="{esc_alts[p]}">' if kind == H.PLAIN and noise >= WHITESPACE_NOISE_P
-                      else H.image_tag(kind, esc_urls[p], _whitespace_noise(noise, esc_alts[p]), is_http, base)
-                      for p, kind, noise in zip(pairs_l[first:stop], pres_l[first:stop], noise_l[first:stop])]
+            status, reason = ERROR_STATUSES[error_status[g]] if error_page[g] else (200, "OK")
+            # html5 rules resolve against <base> (http here) or the page: urljoin drops an empty query
+            # only when the URL's scheme is the base's
+            h5_keeps_query = base is None and not is_http
+            blocks, links = [], []
+            for k in range(first, stop):
+                p, kind, noise = pairs_l[k], pres_l[k], noise_l[k]
+                if kind == plain and noise >= WHITESPACE_NOISE_P:  # the usual case, written inline
+                    blocks.append(f'<img src="{esc_urls[p]}" alt="{alts[p]}">')
+                    links.append(((esc_urls[p], alts[p]),))
+                    dc_vis[k] = True
+                else:
+                    alt = _whitespace_noise(noise, alts[p])
+                    tag, tag_links = H.image_tag(kind, esc_urls[p], alt, is_http, base)
+                    blocks.append(tag)
+                    links.append(tag_links)
+                    dc_vis[k] = kind not in invisible and alt == alts[p]
+                h5_vis[k] = status == 200 and html5_text_ok[p] and (h5_keeps_query or esc_urls[p][-1] != "?")
             for e in range(extra_from[g], extra_from[g + 1]):
                 dup = pairs_l[first + extra_n[e] % (stop - first)]
-                blocks.insert(int(extra_slot[e] * (len(blocks) + 1)),
-                              self._extra(extra_kind[e], extra_n[e], domain, esc_urls[dup], texts[dup]))
+                at = int(extra_slot[e] * (len(blocks) + 1))
+                tag, tag_links = self._extra(extra_kind[e], extra_n[e], domain, esc_urls[dup], alts[dup])
+                blocks.insert(at, tag)
+                links.insert(at, tag_links)
             # Pages with no declared charset carry pool images only in UTF-8 (reliably sniffable).
             where = charset_where[g] if charset else -1
             meta = H.charset_meta(charset, meta_style[g]) if where in (0, 2) else None
@@ -535,41 +604,53 @@ class Generator:
             payload = body.encode(charset or "utf-8", errors="xmlcharrefreplace")
             ctype = f"text/html; charset={charset}" if where in (0, 1) else "text/html"
             page_url = f"{scheme}://www.{domain}/{crawl.year}/{crawl.month:02d}/post-{c}-{g}.html"
-            self.writer(s_idx).exchange(page_url, crawl, f"10.{site_idx % 250}.{(site_idx >> 8) % 250}.7", 200, "OK",
-                                        [("Date", http_date(crawl)), ("Server", "nginx"), ("Content-Type", ctype),
-                                         ("X-Crawler-Content-Encoding", "gzip")],
-                                        payload, USER_AGENT, truncate_response_at=0.6 if damaged[g] else None)
+            head = {"Title": title, **({"Base": base} if base else {})}
+            wat_links = [{"path": "A@/href", "url": "/", "text": "Home"}]
+            wat_links += [_img_link(src, alt) for tag_links in links for src, alt in tag_links]
+            self.writer(s_idx).exchange(page_url, crawl, f"10.{site_idx % 250}.{(site_idx >> 8) % 250}.7", status,
+                                        reason, [("Date", http_date(crawl)), ("Server", "nginx"),
+                                                 ("Content-Type", ctype), ("X-Crawler-Content-Encoding", "gzip")],
+                                        payload, USER_AGENT, truncate_response_at=0.6 if damaged[g] else None,
+                                        html={"Head": head, "Links": wat_links})
             if damaged[g]:
                 self.stats["corrupt_members"] += 1
+                dc_vis[first:stop] = h5_vis[first:stop] = False
             else:
                 sight_time[first:stop] = ts
+            self.stats["error_pages"] += error_page[g]
         self.stats["pages"] += n_pages
-        return o_pair, o_snap, sight_time
+        return o_pair, o_snap, sight_time, dc_vis, h5_vis
 
-    def _extra(self, kind: int, n: int, domain: str, dup_url: str, dup_text: str) -> str:
-        """An image that is not in the pool: icons, pixels, bad srcs, alt variants, web-only pairs."""
+    def _extra(self, kind: int, n: int, domain: str, dup_url: str, dup_alt: str) -> tuple[str, tuple]:
+        """An image that is not in the pool: icons, pixels, bad srcs, alt variants, web-only pairs; with its
+        WAT (src, alt) links."""
         if kind == 0:
-            return f'<img src="http://static.{domain}/theme/icon-{n % 40}.png" alt="">'
+            src, alt = f"http://static.{domain}/theme/icon-{n % 40}.png", ""
+            return f'<img src="{src}" alt="">', ((src, alt),)
         if kind == 1:
-            return f'<img src="http://static.{domain}/theme/logo.svg">'
+            src = f"http://static.{domain}/theme/logo.svg"
+            return f'<img src="{src}">', ((src, None),)
         if kind == 2:
-            return (f'<img src="http://pixel.adsrv{n % 9}.com/t.gif?id={n}&amp;ref=sample" '
-                    f'width="1" height="1" alt="">')
+            src = f"http://pixel.adsrv{n % 9}.com/t.gif?id={n}&amp;ref=sample"
+            return f'<img src="{src}" width="1" height="1" alt="">', ((src, ""),)
         if kind == 3:
-            return ('<img src="data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42'
-                    'mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg==" alt="inline dot image">')
+            src = ("data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42"
+                   "mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg==")
+            return f'<img src="{src}" alt="inline dot image">', ((src, "inline dot image"),)
         if kind == 4:
-            return '<img src="javascript:void(0)" alt="open the gallery viewer">'
-        if kind == 5:
-            return '<img src="" alt="image coming soon here">'
+            return '<img src="javascript:void(0)" alt="open the gallery viewer">', \
+                (("javascript:void(0)", "open the gallery viewer"),)
+        if kind == 5:  # DataComp's rules turn an empty src into the page's own URL (urljoin(base, ""))
+            return '<img src="" alt="image coming soon here">', (("", "image coming soon here"),)
         if kind == 6:
             bad = ("http://[2001:db8::1/broken.jpg", f"http://cdn.example.com:port{n % 10}/bad.jpg")[n % 2]
-            return f'<img src="{bad}" alt="broken link picture here">'
+            return f'<img src="{bad}" alt="broken link picture here">', ((bad, "broken link picture here"),)
         if kind == 7:  # a pool image shown twice on one page, the second time with another alt
-            return f'<img src="{dup_url}" alt="{H.attr("Image: " + dup_text)}">'
+            alt = "Image: " + dup_alt
+            return f'<img src="{dup_url}" alt="{alt}">', ((dup_url, alt),)
         self.stats["web_only_images"] += 1
-        return (f'<img src="http://cdn.webonly.example.net/x/{n:08x}.jpg" '
-                f'alt="{H.attr("web only picture number " + str(n % 1000))}">')
+        src, alt = f"http://cdn.webonly.example.net/x/{n:08x}.jpg", H.attr("web only picture number " + str(n % 1000))
+        return f'<img src="{src}" alt="{alt}">', ((src, alt),)
 
     def _write_noise(self, rng, c, s_idx) -> None:
         """Records the extractor must skip: non-HTML, non-200, dns:, metadata, undeclared cp1251."""
@@ -587,25 +668,32 @@ class Generator:
         w.exchange(f"http://{host}/missing.html", when, "10.9.9.9", 404, "Not Found",
                    [date_h, ("Content-Type", "text/html; charset=utf-8")],
                    b'<html><body><h1>Not found</h1><img src="http://cdn.webonly.example.net/404.png" '
-                   b'alt="a picture on an error page"></body></html>', USER_AGENT)
+                   b'alt="a picture on an error page"></body></html>', USER_AGENT,
+                   html={"Head": {}, "Links": [_img_link("http://cdn.webonly.example.net/404.png",
+                                                         "a picture on an error page")]})
         w.exchange(f"http://{host}/old.html", when, "10.9.9.9", 301, "Moved Permanently",
                    [date_h, ("Location", f"https://{host}/new.html"), ("Content-Type", "text/html")],
-                   b"<html><body>Moved</body></html>", USER_AGENT)
+                   b"<html><body>Moved</body></html>", USER_AGENT, html={"Head": {}})
         cyr = "<html><head><title>Новости</title></head><body><p>Свежие новости и фотографии дня</p>" \
               '<img src="http://cdn.webonly.example.net/ru/photo.jpg" alt="Фотография дня: красный автобус">' \
               "</body></html>"
         w.exchange(f"http://{host}/ru/news.html", when, "10.9.9.9", 200, "OK",
-                   [date_h, ("Content-Type", "text/html")], cyr.encode("windows-1251"), USER_AGENT)
+                   [date_h, ("Content-Type", "text/html")], cyr.encode("windows-1251"), USER_AGENT,
+                   html={"Head": {"Title": "Новости"},
+                         "Links": [_img_link("http://cdn.webonly.example.net/ru/photo.jpg",
+                                             "Фотография дня: красный автобус")]})
         w.dns_response(host, "10.9.9.9", when)
-        w.metadata(f"http://{host}/robots.txt", when, "fetchTimeMs: 12\r\n")
+        # every seventh of these metadata records gets a WAT description whose JSON is cut short
+        w.metadata(f"http://{host}/robots.txt", when, "fetchTimeMs: 12\r\n", wat_json_damaged=(c + s_idx) % 7 == 0)
         self.stats["noise_records"] += 8
         if not self.big_page_done and s_idx == len(self.snapshots) - 1:
             # One ~10 MB page per world; its images are not in the pool.
             imgs = "".join(f'<p>{FILLER}</p><img src="http://cdn.webonly.example.net/big/{i}.jpg" alt="big page '
                            f'image {i}">' for i in range(24_000))
+            # its WAT description lists no links: both rule sets skip a page this large (see ExtractConfig)
             w.exchange(f"http://{host}/huge-page.html", when, "10.9.9.9", 200, "OK",
                        [date_h, ("Content-Type", "text/html; charset=utf-8")],
-                       f"<html><body>{imgs}</body></html>".encode(), USER_AGENT)
+                       f"<html><body>{imgs}</body></html>".encode(), USER_AGENT, html={"Head": {}})
             self.big_page_done = True
             self.stats["noise_records"] += 1
 
@@ -711,6 +799,7 @@ def generate(cfg: SampleWebConfig, progress: bool = True, log=print) -> dict:
             gen.imagenet_like()
         manifest = sorted(gen.warc_paths)
         (staging / "warc.manifest").write_text("".join(p + "\n" for p in manifest))
+        (staging / "wat.manifest").write_text("".join(p + "\n" for p in sorted(gen.wat_paths)))
         elapsed = time.perf_counter() - t0
         world = {
             "generator": "tic-sample-web",

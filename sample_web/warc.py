@@ -1,7 +1,19 @@
-"""A small WARC/1.0 writer: one gzip member per record, as Common Crawl writes them.
+"""A small WARC/1.0 writer, one gzip member per record, and the WAT file beside it, as Common Crawl
+writes them.
 
 Written by hand (not with warcio's writer) for speed and byte-for-byte determinism:
 record ids come from a seeded counter and gzip headers carry no timestamp.
+
+The WAT (`WatWriter`) follows what ia-web-commons writes (`iipc/webarchive-commons`,
+`org/archive/resource/*` and `ExtractingParseObserver`; the shared real file
+`whirlwind.warc.wat.gz` shows the layout): a warcinfo record, then one `metadata` record per WARC
+record whose JSON holds `Container` (the WARC file's name and the record's offset, both as written
+there: Offset is a string), and `Envelope` with the record's own WARC headers
+(`WARC-Header-Metadata`: its `WARC-Date` is the capture time; the WAT record's own `WARC-Date` is
+the day the WAT was written, weeks later) and `Payload-Metadata`. An HTML response's
+`HTTP-Response-Metadata.HTML-Metadata` has `Head` ({Title, Base}) and `Links`: every link in page
+order, `{"path": "IMG@/src", "url": <src as written>, "alt": <alt as written>}` for an <img> with a
+src (no "alt" key when the tag has none), `{"path": "A@/href", "url": ..., "text": ...}` for anchors.
 """
 from __future__ import annotations
 
@@ -9,6 +21,7 @@ import base64
 import datetime as dt
 import hashlib
 import io
+import json
 from pathlib import Path
 
 from isal import isal_zlib
@@ -48,7 +61,7 @@ def http_date(t: dt.datetime) -> str:
 
 
 class WarcWriter:
-    def __init__(self, path: Path, id_seed: str, gzip_level: int = 1):
+    def __init__(self, path: Path, id_seed: str, gzip_level: int = 1, wat: "WatWriter | None" = None):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._fh = io.BufferedWriter(WriteBehindFile(self.path), buffer_size=1 << 20)
@@ -58,6 +71,7 @@ class WarcWriter:
         self._level = gzip_level
         self.records = 0
         self.warcinfo_id: str | None = None
+        self.wat = wat  # describes every record written here, when set
 
     # ------------------------------------------------------------ plumbing
     def _new_id(self) -> str:
@@ -106,14 +120,17 @@ class WarcWriter:
                 f"conformsTo: http://iipc.github.io/warc-specifications/specifications/warc-format/warc-1.0/\r\n"
                 ).encode()
         self.warcinfo_id = self._new_id()
-        self.write_member(self._record([
-            ("WARC-Type", "warcinfo"), ("WARC-Date", warc_date(date)), ("WARC-Filename", filename),
-            ("WARC-Record-ID", self.warcinfo_id), ("Content-Type", "application/warc-fields")], body))
+        headers = [("WARC-Type", "warcinfo"), ("WARC-Date", warc_date(date)), ("WARC-Filename", filename),
+                   ("WARC-Record-ID", self.warcinfo_id), ("Content-Type", "application/warc-fields")]
+        offset = self.write_member(self._record(headers, body))
+        if self.wat:
+            self.wat.describe(offset, headers, len(body), {"Actual-Content-Type": "application/warc-fields"})
 
     def exchange(self, url: str, date: dt.datetime, ip: str, status: int, reason: str,
                  http_headers: list[tuple[str, str]], body: bytes, user_agent: str,
-                 truncate_response_at: float | None = None) -> int:
-        """A request record and its response record. Returns the response's file offset."""
+                 truncate_response_at: float | None = None, html: dict | None = None) -> int:
+        """A request record and its response record. Returns the response's file offset.
+        `html` is the page's WAT `HTML-Metadata` ({"Head": ..., "Links": [...]}) for an HTML page."""
         host = url.split("/")[2]
         path = "/" + url.split("/", 3)[3] if url.count("/") >= 3 else "/"
         request = (f"GET {path} HTTP/1.1\r\nUser-Agent: {user_agent}\r\n"
@@ -124,7 +141,7 @@ class WarcWriter:
         date_s = warc_date(date)
         # Both records' headers spelled out in one f-string each (as _record would write them): a
         # page's two records are most of the generator's WARC work.
-        self.write_member(
+        req_offset = self.write_member(
             f"WARC/1.0\r\nWARC-Type: request\r\nWARC-Date: {date_s}\r\nWARC-Record-ID: {req_id}\r\n"
             f"Content-Type: application/http; msgtype=request\r\nWARC-Warcinfo-ID: {self.warcinfo_id}\r\n"
             f"WARC-IP-Address: {ip}\r\nWARC-Target-URI: {url}\r\nContent-Length: {len(request)}\r\n\r\n"
@@ -132,23 +149,93 @@ class WarcWriter:
         http_head = f"HTTP/1.1 {status} {reason}\r\n" + "".join(f"{k}: {v}\r\n" for k, v in http_headers)
         http_head += f"Content-Length: {len(body)}\r\n\r\n"
         block = http_head.encode("latin-1") + body
-        return self.write_member(
+        payload_digest = _sha1_b32(body)
+        resp_offset = self.write_member(
             f"WARC/1.0\r\nWARC-Type: response\r\nWARC-Date: {date_s}\r\nWARC-Record-ID: {resp_id}\r\n"
             f"Content-Type: application/http; msgtype=response\r\nWARC-Warcinfo-ID: {self.warcinfo_id}\r\n"
             f"WARC-Concurrent-To: {req_id}\r\nWARC-IP-Address: {ip}\r\nWARC-Target-URI: {url}\r\n"
-            f"WARC-Payload-Digest: {_sha1_b32(body)}\r\nWARC-Block-Digest: {_sha1_b32(block)}\r\n"
+            f"WARC-Payload-Digest: {payload_digest}\r\nWARC-Block-Digest: {_sha1_b32(block)}\r\n"
             f"Content-Length: {len(block)}\r\n\r\n".encode() + block + b"\r\n\r\n",
             truncate_at=truncate_response_at)
+        if self.wat:
+            common = [("WARC-Date", date_s), ("WARC-Warcinfo-ID", self.warcinfo_id), ("WARC-IP-Address", ip),
+                      ("WARC-Target-URI", url)]
+            self.wat.describe(req_offset, [("WARC-Type", "request"), ("WARC-Record-ID", req_id),
+                                           ("Content-Type", "application/http; msgtype=request"), *common],
+                              len(request), {"Actual-Content-Type": "application/http; msgtype=request",
+                                             "HTTP-Request-Metadata": {
+                                                 "Request-Message": {"Method": "GET", "Path": path,
+                                                                     "Version": "HTTP/1.1"},
+                                                 "Headers": {"User-Agent": user_agent, "Host": host}}})
+            response = {"Response-Message": {"Status": str(status), "Version": "HTTP/1.1", "Reason": reason},
+                        "Headers": dict(http_headers), "Entity-Length": str(len(body)),
+                        "Entity-Digest": payload_digest}
+            if html is not None:
+                response["HTML-Metadata"] = html
+            # a damaged record's description is damaged too: neither file shows what the page held
+            self.wat.describe(resp_offset, [("WARC-Type", "response"), ("WARC-Record-ID", resp_id),
+                                            ("Content-Type", "application/http; msgtype=response"),
+                                            ("WARC-Concurrent-To", req_id), *common],
+                              len(block), {"Actual-Content-Type": "application/http; msgtype=response",
+                                           "HTTP-Response-Metadata": response},
+                              truncate_at=truncate_response_at)
+        return resp_offset
 
     def dns_response(self, host: str, ip: str, date: dt.datetime) -> None:
         """A Heritrix-style dns: response: a record whose payload is not HTTP."""
         body = f"{date.strftime('%Y%m%d%H%M%S')}\n{host}.\t300\tIN\tA\t{ip}\n".encode()
-        self.write_member(self._record([
-            ("WARC-Type", "response"), ("WARC-Date", warc_date(date)), ("WARC-Record-ID", self._new_id()),
-            ("Content-Type", "text/dns"), ("WARC-Target-URI", f"dns:{host}"), ("WARC-IP-Address", "127.0.0.53")],
-            body))
+        headers = [("WARC-Type", "response"), ("WARC-Date", warc_date(date)), ("WARC-Record-ID", self._new_id()),
+                   ("Content-Type", "text/dns"), ("WARC-Target-URI", f"dns:{host}"), ("WARC-IP-Address", "127.0.0.53")]
+        offset = self.write_member(self._record(headers, body))
+        if self.wat:
+            self.wat.describe(offset, headers, len(body), {"Actual-Content-Type": "text/dns"})
 
-    def metadata(self, url: str, date: dt.datetime, fields: str) -> None:
-        self.write_member(self._record([
-            ("WARC-Type", "metadata"), ("WARC-Date", warc_date(date)), ("WARC-Record-ID", self._new_id()),
-            ("WARC-Target-URI", url), ("Content-Type", "application/warc-fields")], fields.encode()))
+    def metadata(self, url: str, date: dt.datetime, fields: str, wat_json_damaged: bool = False) -> None:
+        """A metadata record; `wat_json_damaged` writes its WAT description as JSON cut short (a WAT
+        reader must count it, not fail)."""
+        headers = [("WARC-Type", "metadata"), ("WARC-Date", warc_date(date)), ("WARC-Record-ID", self._new_id()),
+                   ("WARC-Target-URI", url), ("Content-Type", "application/warc-fields")]
+        offset = self.write_member(self._record(headers, fields.encode()))
+        if self.wat:
+            self.wat.describe(offset, headers, len(fields), {"Actual-Content-Type": "application/warc-fields"},
+                              json_cut=wat_json_damaged)
+
+    def close_all(self) -> None:
+        self.close()
+        if self.wat:
+            self.wat.close()
+
+
+class WatWriter:
+    """The WAT file of one WARC file: a warcinfo record, then a `metadata` record per WARC record."""
+
+    def __init__(self, path: Path, warc_name: str, id_seed: str, written: dt.datetime, gzip_level: int = 1):
+        self.warc_name = warc_name
+        self.written = warc_date(written)
+        self._w = WarcWriter(path, id_seed=id_seed, gzip_level=gzip_level)
+        name = Path(path).name
+        body = (f"Software-Info: tic-sample-web (writes what ia-web-commons writes)\r\n"
+                f"Extracted-Date: {http_date(written)}\r\n"
+                f"format: WARC File Format 1.0\r\n").encode()
+        self._w.write_member(self._w._record([
+            ("WARC-Type", "warcinfo"), ("WARC-Date", self.written), ("WARC-Filename", name),
+            ("WARC-Record-ID", self._w._new_id()), ("Content-Type", "application/warc-fields")], body))
+
+    def describe(self, warc_offset: int, warc_headers: list[tuple[str, str]], block_length: int,
+                 payload_metadata: dict, truncate_at: float | None = None, json_cut: bool = False) -> None:
+        headers = dict(warc_headers)
+        headers["Content-Length"] = str(block_length)
+        doc = {"Container": {"Filename": self.warc_name, "Compressed": True, "Offset": str(warc_offset)},
+               "Envelope": {"Format": "WARC", "WARC-Header-Metadata": headers,
+                            "Payload-Metadata": payload_metadata}}
+        text = json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        if json_cut:
+            text = text[: len(text) // 2]
+        target = [("WARC-Target-URI", headers["WARC-Target-URI"])] if "WARC-Target-URI" in headers else []
+        wat_headers = [("WARC-Type", "metadata"), *target, ("WARC-Date", self.written),
+                       ("WARC-Record-ID", self._w._new_id()), ("WARC-Refers-To", headers["WARC-Record-ID"]),
+                       ("Content-Type", "application/json")]
+        self._w.write_member(self._w._record(wat_headers, text), truncate_at=truncate_at)
+
+    def close(self) -> None:
+        self._w.close()

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import datetime as dt
 import gzip
+import itertools
 import json
 
 import pytest
@@ -31,6 +32,9 @@ def _warc(path, pages, snapshot="CC-MAIN-2016-10"):
     return path
 
 
+HTML5 = ExtractConfig(pair_rules="html5")
+
+
 def _rows(path, cfg=ExtractConfig()):
     stats = ExtractStats()
     rows = list(extract_file(str(path), stats, cfg))
@@ -57,9 +61,10 @@ PAGE = """<html><head><base href="http://static.example.org/media/"></head><body
 
 
 def test_extraction_rules_on_one_page(tmp_path):
+    """The html5 rules."""
     path = _warc(tmp_path / "CC-MAIN-2016-10" / "page.warc.gz",
                  [("https://www.site.example/post.html", 200, "text/html; charset=utf-8", PAGE.encode())])
-    rows, stats = _rows(path)
+    rows, stats = _rows(path, HTML5)
     got = [(r[1], r[2]) for r in rows]
     assert got == [
         ("http://static.example.org/media/a.jpg", "A relative image"),
@@ -83,6 +88,41 @@ def test_extraction_rules_on_one_page(tmp_path):
     with open(path, "rb") as fh:  # the offset points at the response's gzip member
         fh.seek(offset)
         assert gzip.GzipFile(fileobj=fh).read(200).count(b"WARC-Type: response") == 1
+
+
+def test_datacomp_rules_on_one_page(tmp_path):
+    """DataComp's rules (the default) on the same page: alts as written, src only, http(s) URLs kept as
+    written, others joined to the <base>; no alt or an empty one drops the image."""
+    path = _warc(tmp_path / "CC-MAIN-2016-10" / "page.warc.gz",
+                 [("https://www.site.example/post.html", 200, "text/html; charset=utf-8", PAGE.encode())])
+    rows, stats = _rows(path)
+    assert [(r[1], r[2]) for r in rows] == [
+        ("http://static.example.org/media/a.jpg", "  A   relative\n image "),
+        ("http://cdn.example.net/p.png", "protocol relative"),
+        ("http://x.example.com/abs.jpg", "Tom &amp; Jerry &eacute;t&eacute;"),
+        ("http://static.example.org/media/", "empty"),  # urljoin(base, "") is the base, as in CommonPool
+        ("http://[2001:db8::1/broken.jpg", "bad ipv6"),  # starts with http://: kept byte for byte
+        ("http://host.example.com:port/x.jpg", "bad port"),
+        ("http://static.example.org/media/UPPER.JPG", "upper case"),
+    ]
+    assert stats["images.input"] == 14 and stats["images.kept"] == 7
+    assert stats["images.dropped.no_src"] == 2  # the srcset-only and the src-less <img>
+    assert stats["images.dropped.not_http_url"] == 4  # two data:, javascript:, mailto:
+    assert stats["images.dropped.no_alt"] == 1
+    assert rows[0][0] == "https://www.site.example/post.html" and rows[0][3:6] == (T0, "CC-MAIN-2016-10", str(path))
+
+
+def test_unknown_rules_and_formats_are_refused():
+    from ticcore.errors import InputError
+
+    with pytest.raises(InputError, match="pair rules must be one of datacomp, html5"):
+        ExtractConfig(pair_rules="clip")
+    with pytest.raises(InputError, match="input format must be one of warc, wat"):
+        ExtractConfig(input_format="arc")
+    with pytest.raises(InputError, match="WAT input takes the datacomp pair rules only"):
+        ExtractConfig(input_format="wat", pair_rules="html5")
+    with pytest.raises(InputError, match="reads WARC input only"):
+        ExtractConfig(input_format="wat", reader="fastwarc")
 
 
 def test_srcset_and_src_helpers():
@@ -215,13 +255,18 @@ def test_responses_that_are_not_pages_are_counted(tmp_path):
     w.dns_response("p.example", "10.0.0.1", T0)
     w.metadata("http://p.example/", T0, "fetchTimeMs: 1\r\n")
     w.close()
-    rows, stats = _rows(path, ExtractConfig(max_page_bytes=1 << 20))
+    rows, stats = _rows(path, ExtractConfig(max_page_bytes=1 << 20, pair_rules="html5"))
     assert rows == []
     assert stats["responses.input"] == 4
     assert stats["responses.dropped.non_200_status"] == 1
     assert stats["responses.dropped.non_html"] == 1
     assert stats["responses.dropped.page_too_large"] == 1
     assert stats["responses.dropped.non_http_payload"] == 1
+    # DataComp's rules read every HTML response, whatever its status (the WAT describes them all)
+    rows, stats = _rows(path, ExtractConfig(max_page_bytes=1 << 20))
+    assert [(r[0], r[1], r[2]) for r in rows] == [("http://p.example/404", "http://i.example/y.jpg", "not extracted")]
+    assert stats["responses.dropped.non_200_status"] == 0 and stats["responses.kept"] == 1
+    assert stats["responses.dropped.page_too_large"] == 1 and stats["responses.dropped.non_html"] == 1
 
 
 def test_crawl_dates_outside_the_crawl_years_fail_as_bad_dates(tmp_path):
@@ -347,11 +392,11 @@ def _without_reader_info(stats) -> dict:
 
 
 def test_the_fastwarc_reader_gives_the_rows_and_counts_of_the_default_one(tmp_path):
-    for name, data in _reader_cases(tmp_path).items():
+    for (name, data), rules in itertools.product(_reader_cases(tmp_path).items(), ("datacomp", "html5")):
         path = tmp_path / f"{name.replace(' ', '-')}.warc.gz"
         path.write_bytes(data)
-        ours, ours_stats = _rows(path)
-        fast, fast_stats = _rows(path, ExtractConfig(reader="fastwarc"))
+        ours, ours_stats = _rows(path, ExtractConfig(pair_rules=rules))
+        fast, fast_stats = _rows(path, ExtractConfig(reader="fastwarc", pair_rules=rules))
         assert fast == ours, name
         assert _without_reader_info(fast_stats) == _without_reader_info(ours_stats), name
         if name == "clean":  # all but the last record (read again to check its end) came from FastWARC
@@ -474,9 +519,16 @@ REAL_IMAGES = {
 @pytest.mark.skipif(not REAL_WARC_DIR.is_dir(), reason="shared WARC files not present")
 @pytest.mark.parametrize("name", sorted(REAL_IMAGES))
 def test_real_warc_files_extract_without_error(name):
-    rows, stats = _rows(REAL_WARC_DIR / name)
+    rows, stats = _rows(REAL_WARC_DIR / name, HTML5)
     assert len(rows) == REAL_IMAGES[name]
     assert all(r[1].startswith(("http://", "https://")) for r in rows)
+    # DataComp's rules: every record, response and <img> accounted for too (in _rows); the pairs
+    # are a subset of the <img> tags read, each with a non-empty alt
+    rows, stats = _rows(REAL_WARC_DIR / name)
+    assert stats["images.kept"] == len(rows) <= stats["images.input"]
+    assert stats["records.input"] == sum(v for k, v in stats.items() if k.startswith("info.record_type.")) + \
+        sum(v for k, v in stats.items() if k.startswith("records.failed."))
+    assert all(r[1].startswith(("http://", "https://")) and r[2] for r in rows)
 
 
 @pytest.mark.skipif(not REAL_WARC_DIR.is_dir(), reason="shared WARC files not present")

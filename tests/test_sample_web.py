@@ -9,6 +9,8 @@ import subprocess
 import sys
 import time
 import urllib.error
+import urllib.parse
+import zlib
 from collections import Counter
 from pathlib import Path
 
@@ -119,7 +121,8 @@ def test_pages_cover_the_html_edge_cases(sample_web):
             seen["javascript"] += b'src="javascript:' in body
             seen["noscript_dup"] += b"<noscript><img" in body
             seen["uppercase"] += b"<IMG SRC=" in body
-    for key in ("status_200", "status_404", "status_301", "non_html", "non_utf8_header", "charset_in_meta_only",
+            seen["error_page_with_images"] += status != 200 and body.count(b"<figure") > 0
+    for key in ("error_page_with_images", "status_200", "status_404", "status_301", "non_html", "non_utf8_header", "charset_in_meta_only",
                 "base_href", "srcset", "lazy_data_src", "protocol_relative", "empty_alt", "missing_alt",
                 "data_uri", "javascript", "noscript_dup", "uppercase"):
         assert seen[key] > 0, f"no page shows {key}"
@@ -160,7 +163,11 @@ def test_uids_are_unique_128bit_hex_and_match_url_and_text(sample_web):
     for uid, url, text in rows:
         assert HEX32.match(uid)
         assert uid == make_uid(url, text)
-        assert text == " ".join(text.split())  # whitespace-normalised
+    # DataComp keeps the alt as written: some texts hold character references or odd whitespace
+    texts = [r[2] for r in rows]
+    assert any("&amp;" in t or "&#" in t or "&quot;" in t for t in texts)
+    assert any(t != " ".join(t.split()) for t in texts)
+    assert any(r[1].endswith("?") for r in rows)  # an empty query that urljoin would drop
 
 
 def test_pool_holds_seen_and_unseen_pairs_and_planted_duplicates(sample_web):
@@ -478,3 +485,112 @@ def test_the_generator_keeps_freed_memory_under_glibc():
 
     # True exactly where malloc is glibc's (mallopt took both settings); elsewhere nothing is changed
     assert reuse_freed_memory() is (platform.libc_ver()[0] == "glibc")
+
+
+# ------------------------------------------------------------------ WAT files and DataComp's pair rules
+
+def _intact_members(path: Path):
+    """(WARC head, block) of each gzip member that decompresses whole; damaged ones are skipped."""
+    data = path.read_bytes()
+    pos = 0
+    while pos < len(data):
+        d = zlib.decompressobj(31)
+        try:
+            member = d.decompress(data[pos:])
+            if not d.eof:
+                raise zlib.error("cut short")
+            pos = len(data) - len(d.unused_data)
+        except zlib.error:
+            nxt = data.find(b"\x1f\x8b\x08", pos + 1)
+            if nxt < 0:
+                return
+            pos = nxt
+            continue
+        head, _, block = member.partition(b"\r\n\r\n")
+        yield head.decode("utf-8"), block[:-4] if block.endswith(b"\r\n\r\n") else block
+
+
+def _header(head: str, name: str) -> str | None:
+    m = re.search(rf"^{name}: (.*)$", head, re.M)
+    return m.group(1).strip() if m else None
+
+
+def _wat_pairs(root: Path):
+    """(url, alt, capture time) of every pair the WAT files list, read as cc2dataset reads them
+    (rom1504/cc2dataset, main.py: IMG@/src links with a non-empty alt, http(s) URLs kept as written,
+    others joined to the page or its <base>), written here from those rules, not from our extractor."""
+    rows, bad_json, records = [], 0, 0
+    for rel in (root / "wat.manifest").read_text().split():
+        for head, body in _intact_members(root / rel):
+            if _header(head, "WARC-Type") != "metadata":
+                continue
+            records += 1
+            try:
+                doc = json.loads(body)
+            except ValueError:
+                bad_json += 1
+                continue
+            env = doc["Envelope"]
+            html = env["Payload-Metadata"].get("HTTP-Response-Metadata", {}).get("HTML-Metadata", {})
+            if "Links" not in html:
+                continue
+            base = env["WARC-Header-Metadata"]["WARC-Target-URI"]
+            if "Base" in html.get("Head", {}):
+                base = urllib.parse.urljoin(base, html["Head"]["Base"])
+            for link in html.get("Links", []):
+                if link["path"] != "IMG@/src" or not link.get("alt"):
+                    continue
+                url = link["url"]
+                if not url.startswith(("http://", "https://")):
+                    url = urllib.parse.urljoin(base, url)
+                if url.startswith(("http://", "https://")):
+                    rows.append((url, link["alt"], env["WARC-Header-Metadata"]["WARC-Date"]))
+    return rows, bad_json, records
+
+
+def test_a_wat_file_lies_beside_every_warc_file(sample_web):
+    warcs = _manifest(sample_web)
+    wats = (sample_web / "wat.manifest").read_text().split()
+    assert [w.replace("/warc/", "/wat/").replace(".warc.gz", ".warc.wat.gz") for w in warcs] == wats
+    for rel in wats:
+        assert (sample_web / rel).is_file()
+
+
+def test_the_wat_records_describe_the_warc_records(sample_web):
+    """Container points at the WARC record; the capture date is in the Envelope, the WAT's own is weeks later."""
+    rel = (sample_web / "wat.manifest").read_text().split()[0]
+    warc_rel = _manifest(sample_web)[0]
+    records = list(_intact_members(sample_web / rel))
+    assert _header(records[0][0], "WARC-Type") == "warcinfo"
+    metadata = [(h, json.loads(b)) for h, b in records[1:] if _header(h, "WARC-Type") == "metadata"
+                and b.endswith(b"}")]
+    assert metadata and all(d["Container"]["Filename"] == Path(warc_rel).name for _, d in metadata)
+    warc = (sample_web / warc_rel).read_bytes()
+    for head, doc in metadata:
+        described = doc["Envelope"]["WARC-Header-Metadata"]
+        assert _header(head, "WARC-Refers-To") == described["WARC-Record-ID"]
+        member = zlib.decompressobj(31).decompress(warc[int(doc["Container"]["Offset"]):])
+        assert f"WARC-Record-ID: {described['WARC-Record-ID']}\r\n".encode() in member[:2000]
+        assert _header(head, "WARC-Date") > described["WARC-Date"]  # the WAT is written weeks after the crawl
+
+
+def test_the_truth_is_what_datacomps_rules_find_in_the_wat_files(sample_web):
+    rows, bad_json, records = _wat_pairs(sample_web)
+    assert bad_json > 0 and records > 0  # some JSON is cut short on purpose
+    first: dict = {}
+    for url, alt, when in rows:
+        first[(url, alt)] = min(first.get((url, alt), when), when)
+    truth = duckdb.sql(f"select url, text, strftime(first_seen_time, '%Y-%m-%dT%H:%M:%SZ') "
+                       f"from '{sample_web}/truth/*.parquet'").fetchall()
+    for url, text, seen in truth:
+        assert first.get((url, text)) == seen, (url, text)
+
+
+def test_the_truth_marks_the_pairs_only_one_rule_set_can_match(sample_web):
+    n_dc, n_h5, n_dc_seen = duckdb.sql(
+        f"select count_if(datacomp_rules_only), count_if(html5_rules_only), count(first_seen_time) "
+        f"from '{sample_web}/truth/*.parquet'").fetchall()[0]
+    assert 0.02 * SAMPLE_PAIRS < n_dc < 0.2 * SAMPLE_PAIRS
+    assert n_h5 > 0
+    assert duckdb.sql(f"select count(*) from '{sample_web}/truth/*.parquet' "
+                      f"where datacomp_rules_only and first_seen_time is null").fetchall()[0][0] == 0

@@ -19,7 +19,8 @@ from ticcore import sqlfiles
 from curation import timestamps as ts
 from curation.extract_cli import extract_to_dir
 from curation.manifest import read_manifest
-from curation.timestamp_join import TimestampJoinConfig, main as job_main, run
+from curation.timestamp_join import TimestampJoinConfig, main as job_main, parse_args, run
+from ticcore.errors import InputError
 
 from .conftest import REPO
 
@@ -245,6 +246,45 @@ def test_rerun_gives_identical_output_and_replaces_its_own_output(spark, full_ru
     assert ({k: v for k, v in again["warc_counters"].items() if not k.startswith("info.fastwarc.")}
             == stats["warc_counters"])
     assert not list(out.parent.glob("full.tmp-*")) and not list(out.parent.glob("full.old-*"))
+
+
+def test_wat_input_and_the_html5_rules(spark, full_run, sample_web, tmp_path):
+    """WAT input gives the WARC run's first-seen rows; the html5 rules miss exactly the pairs only
+    DataComp's rules find (and may find pairs only they find)."""
+    full_out, full_stats = full_run
+    quiet = lambda *_: None
+    meta = str(sample_web / "metadata")
+    wat = run(spark, TimestampJoinConfig(str(sample_web / "wat.manifest"), meta, str(tmp_path / "wat"),
+                                         input_format="wat"), log=quiet)
+    assert wat["accounting"]["ok"] and wat["config"]["input_format"] == "wat"
+    assert wat["warc"]["responses"]["dropped"]["no_img_links"] >= 1
+    assert _first_seen_rows(tmp_path / "wat") == _first_seen_rows(full_out)
+    assert wat["join"] == full_stats["join"]
+    with pytest.raises(InputError, match="--pair-rules datacomp --input-format wat"):
+        run(spark, TimestampJoinConfig(str(sample_web / "warc.manifest"), meta, str(tmp_path / "x"),
+                                       previous=str(tmp_path / "wat")), log=quiet)
+
+    h5 = run(spark, TimestampJoinConfig(str(sample_web / "warc.manifest"), meta, str(tmp_path / "h5"),
+                                        pair_rules="html5"), log=quiet)
+    assert h5["accounting"]["ok"] and h5["config"]["pair_rules"] == "html5"
+    truth = duckdb.sql(f"select uid, first_seen_time is not null, datacomp_rules_only, html5_rules_only "
+                       f"from '{sample_web}/truth/*.parquet'").fetchall()
+    matched = {r[0] for r in duckdb.sql(
+        f"select uid from read_parquet('{tmp_path}/h5/first_seen/*/*.parquet', hive_partitioning=true)").fetchall()}
+    seen = {uid for uid, s, _, _ in truth if s}
+    dc_only = {uid for uid, _, d, _ in truth if d}
+    h5_only = {uid for uid, _, _, h in truth if h}
+    assert dc_only and dc_only <= seen
+    assert seen - matched == dc_only
+    assert matched - seen <= h5_only
+
+
+def test_the_rule_flags_reach_the_config():
+    cfg = parse_args(["m", "meta", "out", "--input-format", "wat", "--pair-rules", "datacomp"])
+    assert (cfg.input_format, cfg.pair_rules, cfg.extract.wat) == ("wat", "datacomp", True)
+    assert parse_args(["m", "meta", "out"]).pair_rules == "datacomp"
+    with pytest.raises(InputError, match="WAT input takes the datacomp pair rules only"):
+        parse_args(["m", "meta", "out", "--input-format", "wat", "--pair-rules", "html5"])
 
 
 def _job(*args, env=None):

@@ -1,0 +1,174 @@
+"""DataComp's pair rules: the (image URL, alt text) pairs a page holds, as CommonPool took them.
+
+DataComp's CommonPool was not made by an HTML5 parse of WARC pages. It came from Common Crawl's WAT
+files through cc2dataset, and the WAT links were written by ia-web-commons. Read from the sources:
+
+- `iipc/webarchive-commons`, `org/archive/resource/html/ExtractingParseObserver.java`: an `<img>`
+  with a `src` attribute becomes a link `{"path": "IMG@/src", "url": src, "alt": alt, "title": title}`
+  (alt and title only when present). Values are htmlparser's `TagNode.getAttribute`: the attribute
+  as written, quotes removed, character references NOT decoded, whitespace NOT touched; names are
+  matched case-insensitively and the first of two same-named attributes wins (`getAttributeEx`);
+  an attribute without `=value` has no value. `<base href>` sets `Head.Base`, the last one winning
+  (`HTMLMetaData.setBaseHref` overwrites). Script and style bodies and comments are text to
+  htmlparser, so an `<img>` inside them is no link. `srcset`, `data-src` and other lazy attributes
+  are never read.
+- `rom1504/cc2dataset`, `cc2dataset/main.py` (`extract_documents_from_wat`, `valid_image_link`,
+  `make_link_absolute`): only links whose path is `IMG@/src` and whose `alt` is present and
+  non-empty (`len(alt) > 0`: a single space counts); a URL that starts with `http://` or
+  `https://` is kept byte for byte; any other is `urljoin(base, url)`, where base is the page URL
+  (`WARC-Target-URI`) joined with `Head.Base` when there is one (a join that raises keeps the page
+  URL / the raw value); only results starting with `http://` or `https://` are kept. Every HTML
+  response the WAT describes counts, whatever its HTTP status. So an empty `src` becomes the page's
+  own URL (`urljoin(base, "") == base`), exactly as in CommonPool.
+
+`img_links(html)` reads the links from a page's HTML (for WARC input) the way htmlparser and
+ExtractingParseObserver would, with a scanner over raw tags (no DOM); `pairs_from_links` applies
+cc2dataset's rules to them, or to the `Links` of a WAT record.
+"""
+from __future__ import annotations
+
+import re
+from typing import Iterable, Iterator
+from urllib.parse import urljoin
+
+# urljoin's shortcuts, shared with the html5 rules (tested against urljoin in both test files)
+from curation.html_images import _PLAIN_ABSOLUTE, _base_scheme
+
+# Text that htmlparser does not read tags from (comments, script and style bodies), or an <img> or
+# <base> tag whose attributes may hold quoted '>' characters.
+_TOKENS = re.compile(
+    r"<!--.*?-->"
+    r"|<script\b(?:[^>\"']++|\"[^\"]*+\"|'[^']*+')*+>.*?</script\s*>"
+    r"|<style\b(?:[^>\"']++|\"[^\"]*+\"|'[^']*+')*+>.*?</style\s*>"
+    r"|<(img|base)\b((?:[^>\"']++|\"[^\"]*+\"|'[^']*+')*+)>",
+    re.I | re.S)
+# name, then optionally = and a double-quoted, single-quoted or bare value (the "=" is captured:
+# findall gives "" for a group that did not take part, so it tells `alt` from `alt=""`)
+_ATTRIBUTE = re.compile(r"""([^\s=>"'/]+)(?:\s*(=)\s*(?:"([^"]*)"|'([^']*)'|([^\s>"']+)))?""")
+_HTTP = ("http://", "https://")
+
+
+def tag_attributes(body: str, wanted: tuple[str, ...]) -> dict[str, str | None]:
+    """The first value of each wanted attribute (lower-case names) in a tag's attribute text;
+    None for an attribute written without a value."""
+    found: dict[str, str | None] = {}
+    for name, eq, dq, sq, bare in _ATTRIBUTE.findall(body):
+        name = name.lower()
+        if name in wanted and name not in found:
+            found[name] = (dq or sq or bare) if eq else None
+    return found
+
+
+def img_links(html: str) -> tuple[list[tuple[str, str | None]], str | None, int]:
+    """(the `(src, alt)` of every <img> with a src, in page order; the last <base href>, or None; the
+    number of <img> tags read, with or without a src) as ia-web-commons lists them."""
+    links: list[tuple[str, str | None]] = []
+    base = None
+    n_img = 0
+    findall = _ATTRIBUTE.findall
+    # (findall, not finditer: tuples of strings cost far less than a match object and its groups)
+    for tag, body in _TOKENS.findall(html):
+        if not tag:
+            continue  # a comment, script or style: no links in it
+        if tag.lower() == "base":
+            href = tag_attributes(body, ("href",)).get("href")
+            if href is not None:
+                base = href
+            continue
+        n_img += 1
+        # tag_attributes(body, ("src", "alt")), spelled out: this loop runs for every <img>
+        src = alt = None
+        seen_src = seen_alt = False
+        for name, eq, dq, sq, bare in findall(body):
+            if len(name) != 3:
+                continue
+            name = name.lower()
+            if name == "src":
+                if not seen_src:
+                    seen_src = True
+                    src = (dq or sq or bare) if eq else None
+            elif name == "alt" and not seen_alt:
+                seen_alt = True
+                alt = (dq or sq or bare) if eq else None
+        if src is not None:
+            links.append((src, alt))
+    return links, base, n_img
+
+
+def page_base(page_url: str, base_href: str | None) -> str:
+    """cc2dataset's base: the page URL, joined with Head.Base when there is one."""
+    if base_href is None:
+        return page_url
+    try:
+        return urljoin(page_url, base_href)
+    except ValueError:
+        return page_url
+
+
+# A URL that starts with a scheme (as urlsplit reads one: a letter, then letters, digits, + - .)
+# other than http(s): urljoin hands it back unchanged (its scheme differs from the base's, or the
+# parse raised and the URL is kept), so the http(s) filter drops it; decided without urljoin
+# (data: URIs are long, and common).
+_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:")
+
+
+def absolute_url(url: str, base: str) -> str | None:
+    """cc2dataset's `make_link_absolute`, then its http(s) filter: the URL, or None when dropped."""
+    if not url.startswith(_HTTP):
+        if not url:  # urljoin(base, "") is the base, whatever it is
+            return base if base.startswith(_HTTP) else None
+        if url[:2] == "//":  # a plain scheme-relative URL takes the base's scheme (as html_images does)
+            scheme = _base_scheme(base)
+            if scheme in ("http", "https") and _PLAIN_ABSOLUTE.fullmatch(joined := f"{scheme}:{url}"):
+                return joined
+        else:
+            m = _SCHEME.match(url)
+            if m and url[:m.end() - 1].lower() not in ("http", "https"):
+                return None
+        try:
+            url = urljoin(base, url)
+        except ValueError:
+            pass
+    return url if url.startswith(_HTTP) else None
+
+
+def pairs_from_links(links: Iterable[tuple[str, str | None]], base: str, stats) -> Iterator[tuple[str, str]]:
+    """(url, alt) of each IMG@/src link that cc2dataset keeps; every link is counted in `images`."""
+    for url, alt in links:
+        stats["images.input"] += 1
+        if alt is None:
+            stats["images.dropped.no_alt"] += 1
+        elif not alt:
+            stats["images.dropped.empty_alt"] += 1
+        elif (absolute := absolute_url(url, base)) is None:
+            stats["images.dropped.not_http_url"] += 1
+        else:
+            stats["images.kept"] += 1
+            yield absolute, alt
+
+
+def link_rows(links: list[tuple[str, str | None]], base: str, page_url: str, tail: tuple, stats) -> list[tuple]:
+    """`pairs_from_links` as rows (page_url, url, alt, *tail), in one loop (the per-link hot path of
+    WARC input): the same rows and counts."""
+    rows = []
+    no_alt = empty_alt = 0
+    for url, alt in links:
+        if alt is None:
+            no_alt += 1
+        elif not alt:
+            empty_alt += 1
+        elif url.startswith(_HTTP):
+            rows.append((page_url, url, alt, *tail))
+        elif (url := absolute_url(url, base)) is not None:
+            rows.append((page_url, url, alt, *tail))
+    if links:
+        stats["images.input"] += len(links)
+        if rows:
+            stats["images.kept"] += len(rows)
+        if no_alt:
+            stats["images.dropped.no_alt"] += no_alt
+        if empty_alt:
+            stats["images.dropped.empty_alt"] += empty_alt
+        if len(links) - no_alt - empty_alt - len(rows):
+            stats["images.dropped.not_http_url"] += len(links) - no_alt - empty_alt - len(rows)
+    return rows

@@ -1,0 +1,181 @@
+"""Reading Common Crawl WAT files: DataComp's pairs from the links ia-web-commons wrote.
+
+A WAT file is a per-record-gzip WARC file: a warcinfo record, then one `metadata` record per
+record of the WARC file it describes, whose block is JSON (`iipc/webarchive-commons`,
+`org/archive/resource/*`; the shared real file `whirlwind.warc.wat.gz` and the sample web's WATs
+show the layout). DataComp's CommonPool was read from these by cc2dataset (`rom1504/cc2dataset`,
+`cc2dataset/main.py`). Rules (documented contract):
+- Records: gzip members are read, CRC-checked and skipped when damaged exactly as for WARC input
+  (`curation.warc_reader._gzip_members`: `records.failed.corrupt_gzip_member`, a member cut off
+  by the end of the file is read for what it holds); a member that is not a WARC record fails as
+  `records.failed.unparseable_record`. Only `metadata` records are read further (and the warcinfo,
+  for `isPartOf`); the others are counted (`info.record_type.*`).
+- Every metadata record is an input of the `responses` stage:
+  - `dropped.no_img_links`: its JSON text holds no `IMG@` (so no `IMG@/src` link, written as such or
+    with an escaped slash): it cannot give a pair and is not parsed (the fast path; most metadata
+    records describe requests and crawl metadata, and text without links);
+  - `failed.bad_json`: its block is not a JSON object with an `Envelope.WARC-Header-Metadata`
+    object (a body cut short, text that is not UTF-8; parsed by the stdlib's json);
+  - `dropped.not_a_response`: it describes a record other than a `response` (request, metadata, ...);
+  - `dropped.non_http_payload`: no `HTTP-Response-Metadata`, or a target URI that is not http(s);
+  - `dropped.non_html`: no `HTML-Metadata` (ia-web-commons found no HTML page);
+  - `dropped.no_links`: HTML without a `Links` list;
+  - `failed.bad_warc_date`: the capture date (`WARC-Header-Metadata.WARC-Date`) is not a crawl
+    time (`curation.warc_reader.parse_warc_date`);
+  - `kept`: its `IMG@/src` links go through `datacomp_rules.pairs_from_links`' rules with base
+    `page_base(WARC-Target-URI, Head.Base)`, each link counted in the `images` stage.
+- Row columns: page_url = `WARC-Header-Metadata.WARC-Target-URI`, crawl_time = its `WARC-Date`
+  (the capture time; NOT the WAT record's own WARC-Date, the day the WAT was written, weeks
+  later), warc_file = `Container.Filename`, warc_offset = int(`Container.Offset`) (a string in
+  real WATs; null if missing or not a number, counted `info.bad_container_offset`), snapshot =
+  the `CC-MAIN-YYYY-WW` id in the WAT file's path, else the WAT warcinfo's `isPartOf`, else null.
+"""
+from __future__ import annotations
+
+import json
+import re
+from typing import Iterator
+
+from curation.datacomp_rules import absolute_url, page_base
+from curation.warc_reader import _GZIP_MAGIC, ExtractStats, _gzip_members, looks_like_warc, parse_warc_date
+
+SNAPSHOT_RE = re.compile(r"CC-MAIN-\d{4}-\d{2}")
+ISPARTOF_RE = re.compile(r"isPartOf:\s*(" + SNAPSHOT_RE.pattern + ")")
+_WARC_TYPE = re.compile(rb"\r\nWARC-Type:[ \t]*([A-Za-z-]+)", re.I)
+_CONTENT_LENGTH = re.compile(rb"\r\nContent-Length:[ \t]*(\d+)", re.I)
+_HTTP = ("http://", "https://")
+
+
+def iter_metadata(fh, stats: ExtractStats, path_snapshot: str | None) -> Iterator[tuple[bytes, int, str | None]]:
+    """(member, where its block starts, snapshot) of every readable metadata record of a gzipped WAT
+    file; every record counted in the `records` stage. The block runs to the member's end: the
+    record separator after it is JSON whitespace."""
+    snapshot = path_snapshot
+    for _offset, member, truncated in _gzip_members(fh, stats):
+        stats["records.input"] += 1
+        if truncated:
+            stats["info.truncated_record"] += 1
+        head_end = member.find(b"\r\n\r\n")
+        # WARC-Type is usually the first header: try the first line break before searching them all
+        m = _WARC_TYPE.match(member, member.find(b"\r\n"), head_end) or _WARC_TYPE.search(member, 0, head_end) \
+            if head_end > 0 else None
+        if m is None or not member.startswith(b"WARC/"):
+            stats["records.failed.unparseable_record"] += 1
+            continue
+        rec_type = m.group(1)
+        stats["records.kept"] += 1
+        if rec_type == b"metadata":
+            stats["info.record_type.metadata"] += 1
+            yield member, head_end + 4, snapshot
+            continue
+        stats["info.record_type." + rec_type.decode("ascii", "replace")] += 1
+        if rec_type == b"warcinfo" and snapshot is None:
+            n = _CONTENT_LENGTH.search(member, 0, head_end)
+            block = member[head_end + 4:head_end + 4 + int(n.group(1)) if n else len(member)]
+            found = ISPARTOF_RE.search(block.decode("utf-8", "replace"))
+            snapshot = found.group(1) if found else None
+
+
+def record_rows(member: bytes, start: int, snapshot: str | None, stats: ExtractStats) -> list[tuple]:
+    """Rows (page_url, url, text, crawl_time, snapshot, warc_file, warc_offset) of one metadata
+    record, whose JSON block is member[start:], counted in the `responses` and `images` stages."""
+    stats["responses.input"] += 1
+    if member.find(b"IMG@", start) < 0:
+        stats["responses.dropped.no_img_links"] += 1
+        return []
+    try:
+        doc = json.loads(member[start:].decode("utf-8"))
+        whm = doc["Envelope"]["WARC-Header-Metadata"]
+        if type(whm) is not dict:
+            raise TypeError
+    except (ValueError, KeyError, TypeError):  # JSONDecodeError, UnicodeDecodeError are ValueErrors
+        stats["responses.failed.bad_json"] += 1
+        return []
+    if whm.get("WARC-Type") != "response":
+        stats["responses.dropped.not_a_response"] += 1
+        return []
+    payload = doc["Envelope"].get("Payload-Metadata")
+    http = payload.get("HTTP-Response-Metadata") if type(payload) is dict else None
+    page_url = whm.get("WARC-Target-URI")
+    page_url = page_url.strip().strip("<>") if type(page_url) is str else ""
+    if type(http) is not dict or not page_url.lower().startswith(_HTTP):
+        stats["responses.dropped.non_http_payload"] += 1
+        return []
+    html = http.get("HTML-Metadata")
+    if type(html) is not dict:
+        stats["responses.dropped.non_html"] += 1
+        return []
+    links = html.get("Links")
+    if type(links) is not list:
+        stats["responses.dropped.no_links"] += 1
+        return []
+    date = whm.get("WARC-Date")
+    crawl_time = parse_warc_date(date if type(date) is str else None, stats)
+    if crawl_time is None:
+        stats["responses.failed.bad_warc_date"] += 1
+        return []
+    stats["responses.kept"] += 1
+    container = doc.get("Container")
+    container = container if type(container) is dict else {}
+    warc_file = container.get("Filename")
+    warc_file = warc_file if type(warc_file) is str else None
+    try:
+        offset = int(container.get("Offset"))
+    except (TypeError, ValueError):
+        offset = None
+        stats["info.bad_container_offset"] += 1
+    head = html.get("Head")
+    base_href = head.get("Base") if type(head) is dict else None
+    base = page_base(page_url, base_href if type(base_href) is str else None)
+    # `datacomp_rules.pairs_from_links` over the IMG@/src links, in one loop (the per-link hot
+    # path): the same rows and counts.
+    rows = []
+    n_links = no_alt = empty_alt = 0
+    for link in links:
+        if type(link) is not dict or link.get("path") != "IMG@/src":
+            continue
+        url = link.get("url")
+        if type(url) is not str:
+            continue
+        n_links += 1
+        alt = link.get("alt")
+        if alt is None:
+            no_alt += 1
+            continue
+        if type(alt) is not str:
+            alt = str(alt)
+        if not alt:
+            empty_alt += 1
+            continue
+        if not url.startswith(_HTTP):
+            url = absolute_url(url, base)
+            if url is None:
+                continue
+        rows.append((page_url, url, alt, crawl_time, snapshot, warc_file, offset))
+    if not n_links:
+        return rows
+    stats["images.input"] += n_links
+    if rows:
+        stats["images.kept"] += len(rows)
+    if no_alt:
+        stats["images.dropped.no_alt"] += no_alt
+    if empty_alt:
+        stats["images.dropped.empty_alt"] += empty_alt
+    not_http = n_links - no_alt - empty_alt - len(rows)
+    if not_http:
+        stats["images.dropped.not_http_url"] += not_http
+    return rows
+
+
+def wat_pages(fh, wat_file: str, stats: ExtractStats) -> Iterator[list[tuple]]:
+    """A list of rows per metadata record of one open WAT file (counted in the `files` stage as
+    kept, or failed `not_a_wat_file` if it is not a gzipped WARC file)."""
+    head = fh.read(3)
+    fh.seek(0)
+    if head != _GZIP_MAGIC or not looks_like_warc(fh):
+        stats.inc("files", "failed.not_a_wat_file")
+        return
+    stats.inc("files", "kept")
+    m = SNAPSHOT_RE.search(wat_file)
+    for member, start, snapshot in iter_metadata(fh, stats, m.group(0) if m else None):
+        yield record_rows(member, start, snapshot, stats)
