@@ -22,6 +22,9 @@ import tempfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from ticcore.steps import read_steps  # noqa: E402
 WINDOW = 10  # open_clip_train logs every WINDOW iterations; tic-train leaves out the same first WINDOW
 
 
@@ -86,7 +89,10 @@ def main(argv=None) -> None:
     p.add_argument("--repeats", type=int, default=2)
     args = p.parse_args(argv)
 
-    steps = json.loads((Path(args.data) / "steps.json").read_text())[args.pool]
+    _, pools = read_steps(args.data)
+    if args.pool not in pools:
+        sys.exit(f"{args.data}/steps.json: no pool {args.pool!r} (pools: {', '.join(pools)})")
+    steps = pools[args.pool]
     step = next(s for s in steps if s["step"] == args.step) if args.step else max(steps, key=lambda s: s["samples"])
     pattern = step["pattern"] if Path(step["pattern"].split("{")[0]).is_absolute() else str(REPO / step["pattern"])
     print(f"[bench-train] {args.model}, batch {args.batch_size}, {args.samples} samples "

@@ -14,9 +14,11 @@ import numpy as np
 import pytest
 import torch
 
+from ticcore.errors import UserError
 from training.budget import BudgetError, Ledger, Plan, measure_flops
 from training.buffers import allocate, compose_buffer, equal_shares, exp_shares
 from training.config import TrainConfig
+from training.methods import METHODS
 from training.metrics import read_matrix_csv, summarize, write_matrix_csv
 from training.trainer import RunError, lr_at, run
 
@@ -59,15 +61,15 @@ def test_exp_and_equal_buffers_have_the_specified_shares():
     steps = [[f"s{k}-{i:04d}" for i in range(1000)] for k in range(4)]
     labels = ["a", "b", "c", "d"]
     for method, shares in (("cumulative-exp", exp_shares(3)), ("cumulative-equal", equal_shares(3))):
-        buf = compose_buffer(method, steps, labels, 3)
+        buf = compose_buffer(METHODS[method].buffer, steps, labels, 3)
         assert len(buf) == 2000  # 2D: D new + D old
         counts = [sum(1 for _, s in buf if s == label) for label in labels]
         assert counts[3] == 1000
         assert counts[:3] == allocate(1000, shares, [1000] * 3)
         assert all(abs(c - 1000 * w) <= 1 for c, w in zip(counts[:3], shares))
-        assert buf == compose_buffer(method, steps, labels, 3)  # a fixed list
-    assert len(compose_buffer("cumulative-all", steps, labels, 3)) == 4000
-    assert len(compose_buffer("sequential", steps, labels, 3)) == 1000
+        assert buf == compose_buffer(METHODS[method].buffer, steps, labels, 3)  # a fixed list
+    assert len(compose_buffer(METHODS["cumulative-all"].buffer, steps, labels, 3)) == 4000
+    assert len(compose_buffer(METHODS["sequential"].buffer, steps, labels, 3)) == 1000
     assert allocate(100, [0.5, 0.5], [10, 1000]) == [10, 90]  # a small step gives what it has
 
 
@@ -101,16 +103,40 @@ def test_schedule_shapes():
 
 # ------------------------------------------------------------------ runs on the test world
 
-def _cfg(shards_dir, out, **kw) -> TrainConfig:
-    base = dict(data=str(shards_dir), out=str(out), method="sequential", pool="unfiltered", budget_samples=192,
+def with_step_map(src: Path, dst: Path) -> Path:
+    """A copy of a tic-shards output whose steps.json is in the step-map layout ticcore.steps reads.
+
+    Until `tic-shards reshard` writes that layout itself (issue 22), the old {pool: [steps]} file is rewritten
+    here, through ticcore.steps' own rule; a file already in the new layout is copied unchanged."""
+    import shutil
+
+    from ticcore.steps import StepMap, StepScheme, steps_document
+
+    shutil.copytree(src, dst)
+    doc = json.loads((dst / "steps.json").read_text())
+    if "year_to_step" not in doc:
+        labels = [e["step"] for e in next(iter(doc.values()))]
+        years = {d.name for d in (dst / "eval").glob("*/*") if d.is_dir()} | set(map(str, range(2010, 2031)))
+        step_map = StepMap.build(StepScheme(), labels, years=years)
+        (dst / "steps.json").write_text(json.dumps(steps_document(step_map, doc), indent=1) + "\n")
+    return dst
+
+
+@pytest.fixture(scope="module")
+def tic_shards(shards_dir, tmp_path_factory) -> Path:
+    return with_step_map(shards_dir, tmp_path_factory.mktemp("step-map") / "shards")
+
+
+def _cfg(tic_shards, out, **kw) -> TrainConfig:
+    base = dict(data=str(tic_shards), out=str(out), method="sequential", pool="unfiltered", budget_samples=192,
                 batch_size=16, warmup=2, workers=0, max_steps=2, deterministic=True, checkpoint_every=2,
                 eval_batch_size=64)
     base.update(kw)
     return TrainConfig(**base)
 
 
-def test_a_run_writes_its_outputs(shards_dir, tmp_path):
-    cfg = _cfg(shards_dir, tmp_path / "run", method="cumulative-exp", max_steps=3, budget_samples=288)
+def test_a_run_writes_its_outputs(tic_shards, tmp_path):
+    cfg = _cfg(tic_shards, tmp_path / "run", method="cumulative-exp", max_steps=3, budget_samples=288)
     m = run(cfg, log=QUIET)
     out = tmp_path / "run"
     for name in ("config.json", "metrics.json", "ledger.json", "matrix_retrieval.csv", "heatmap_retrieval.png",
@@ -137,22 +163,22 @@ def test_a_run_writes_its_outputs(shards_dir, tmp_path):
     assert report.returncode == 0 and "| cumulative-exp |" in (tmp_path / "r.md").read_text()
 
 
-def test_over_budget_methods_are_marked_and_patching_picks_an_alpha(shards_dir, tmp_path):
-    oracle = run(_cfg(shards_dir, tmp_path / "oracle", method="oracle"), log=QUIET)
+def test_over_budget_methods_are_marked_and_patching_picks_an_alpha(tic_shards, tmp_path):
+    oracle = run(_cfg(tic_shards, tmp_path / "oracle", method="oracle"), log=QUIET)
     assert oracle["over_budget"] and oracle["total_macs"] == pytest.approx(3 * oracle["per_step_budget_macs"], rel=0.05)
-    lwf = run(_cfg(shards_dir, tmp_path / "lwf", method="lwf"), log=QUIET)
+    lwf = run(_cfg(tic_shards, tmp_path / "lwf", method="lwf"), log=QUIET)
     items = {e["item"] for e in json.loads((tmp_path / "lwf" / "ledger.json").read_text())}
     assert "lwf teacher forward" in items and lwf["over_budget"]
-    run(_cfg(shards_dir, tmp_path / "patch", method="patching"), log=QUIET)
-    run(_cfg(shards_dir, tmp_path / "ewc", method="ewc", ewc_batches=2), log=QUIET)
+    run(_cfg(tic_shards, tmp_path / "patch", method="patching"), log=QUIET)
+    run(_cfg(tic_shards, tmp_path / "ewc", method="ewc", ewc_batches=2), log=QUIET)
     items = {e["item"] for e in json.loads((tmp_path / "ewc" / "ledger.json").read_text())}
     assert "ewc fisher" in items
 
 
-def test_a_killed_run_resumes_to_the_same_matrix(shards_dir, tmp_path):
-    straight = run(_cfg(shards_dir, tmp_path / "straight", budget_samples=256), log=QUIET)
+def test_a_killed_run_resumes_to_the_same_matrix(tic_shards, tmp_path):
+    straight = run(_cfg(tic_shards, tmp_path / "straight", budget_samples=256), log=QUIET)
     out = tmp_path / "killed"
-    cfg = _cfg(shards_dir, out, budget_samples=256)
+    cfg = _cfg(tic_shards, out, budget_samples=256)
     code = (f"import sys; sys.path.insert(0, {str(REPO)!r}); from training.config import TrainConfig;"
             f"from training.trainer import run; run(TrainConfig(**{cfg.to_json()!r}), log=lambda *a: None)")
     proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -169,9 +195,9 @@ def test_a_killed_run_resumes_to_the_same_matrix(shards_dir, tmp_path):
 
 
 @pytest.mark.slow
-def test_two_gloo_processes_match_one_process(shards_dir, tmp_path):
-    single = run(_cfg(shards_dir, tmp_path / "one", max_steps=1, budget_samples=64, checkpoint_every=0), log=QUIET)
-    args = ["run", "--data", str(shards_dir), "--out", str(tmp_path / "two"), "--method", "sequential",
+def test_two_gloo_processes_match_one_process(tic_shards, tmp_path):
+    single = run(_cfg(tic_shards, tmp_path / "one", max_steps=1, budget_samples=64, checkpoint_every=0), log=QUIET)
+    args = ["run", "--data", str(tic_shards), "--out", str(tmp_path / "two"), "--method", "sequential",
             "--pool", "unfiltered", "--budget-samples", "64", "--batch-size", "16", "--warmup", "2", "--workers", "0",
             "--max-steps", "1", "--deterministic", "--checkpoint-every", "0", "--eval-batch-size", "64"]
     res = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port",
@@ -184,7 +210,7 @@ def test_two_gloo_processes_match_one_process(shards_dir, tmp_path):
         assert torch.allclose(a[k], b[k], atol=2e-4, rtol=1e-3), k
 
 
-def test_bad_input_gets_one_line_errors(shards_dir, tmp_path, capsys):
+def test_bad_input_gets_one_line_errors(tic_shards, tmp_path, capsys):
     from types import SimpleNamespace
 
     from training.cli import main
@@ -194,7 +220,7 @@ def test_bad_input_gets_one_line_errors(shards_dir, tmp_path, capsys):
         code = main(["run", *map(str, args)])
         return SimpleNamespace(returncode=code, stderr=capsys.readouterr().err)
 
-    common = ["--data", shards_dir, "--pool", "unfiltered", "--batch-size", "16", "--workers", "0"]
+    common = ["--data", tic_shards, "--pool", "unfiltered", "--batch-size", "16", "--workers", "0"]
     res = subprocess.run([sys.executable, "-m", "training.cli", "run", *map(str, common), "--out", str(tmp_path / "a"),
                           "--budget-samples", "100", "--steps-filter", "1999"], capture_output=True, text=True, cwd=REPO)
     assert res.returncode == 2 and "1999: missing step directory" in res.stderr
@@ -205,7 +231,7 @@ def test_bad_input_gets_one_line_errors(shards_dir, tmp_path, capsys):
     import shutil
 
     broken = tmp_path / "broken"
-    shutil.copytree(shards_dir, broken)
+    shutil.copytree(tic_shards, broken)
     step = sorted((broken / "train" / "unfiltered").iterdir())[0]
     (step / "00000.tar").write_bytes(b"")
     res = cli("--data", broken, "--out", tmp_path / "d", "--pool", "unfiltered", "--budget-samples", "100",
@@ -213,13 +239,13 @@ def test_bad_input_gets_one_line_errors(shards_dir, tmp_path, capsys):
     assert res.returncode == 2 and "empty shard" in res.stderr and "00000.tar" in res.stderr
 
     mismatched = tmp_path / "mismatched"
-    shutil.copytree(shards_dir, mismatched)
+    shutil.copytree(tic_shards, mismatched)
     shutil.rmtree(mismatched / "eval" / "retrieval" / "2017")
     res = cli("--data", mismatched, "--out", tmp_path / "e", "--pool", "unfiltered", "--budget-samples", "100",
               "--batch-size", "16", "--max-steps", "2")
     assert res.returncode == 2 and "no evaluation year for step 2017" in res.stderr, res.stderr
     shutil.rmtree(mismatched)
-    shutil.copytree(shards_dir, mismatched)
+    shutil.copytree(tic_shards, mismatched)
     doc = json.loads((mismatched / "net_classes.json").read_text())
     doc["classes"] = doc["classes"][:1]
     (mismatched / "net_classes.json").write_text(json.dumps(doc))
@@ -229,15 +255,109 @@ def test_bad_input_gets_one_line_errors(shards_dir, tmp_path, capsys):
     assert len(res.stderr.strip().splitlines()) == 1
 
 
-def test_a_checkpoint_of_another_model_is_refused(shards_dir, tmp_path):
-    from training.trainer import _load_weights, create_model
+def test_a_checkpoint_of_another_model_is_refused(tic_shards, tmp_path):
+    from training.models import create_model, load_weights
 
     model = create_model("tic-tiny", "cpu")[0]
     with pytest.raises(RunError, match="not 'tic-tiny'"):
-        _load_weights(model, {"model_name": "ViT-B-32", "model": {}}, Path("x.pt"), "tic-tiny")
+        load_weights(model, {"model_name": "ViT-B-32", "model": {}}, Path("x.pt"), "tic-tiny")
     with pytest.raises(RunError, match="does not fit"):
-        _load_weights(model, {"model_name": "tic-tiny", "model": {"visual.conv1.weight": torch.zeros(1)}},
-                      Path("x.pt"), "tic-tiny")
-    run(_cfg(shards_dir, tmp_path / "r", max_steps=1), log=QUIET)
+        load_weights(model, {"model_name": "tic-tiny", "model": {"visual.conv1.weight": torch.zeros(1)}},
+                     Path("x.pt"), "tic-tiny")
+    run(_cfg(tic_shards, tmp_path / "r", max_steps=1), log=QUIET)
     with pytest.raises(RunError, match="another config"):
-        run(_cfg(shards_dir, tmp_path / "r", max_steps=1, lr=0.5), log=QUIET)
+        run(_cfg(tic_shards, tmp_path / "r", max_steps=1, lr=0.5), log=QUIET)
+
+
+# ------------------------------------------------------------------ the method table, errors, steps
+
+def test_methods_are_one_table():
+    from training import config, methods
+
+    assert config.METHODS == tuple(methods.METHODS)
+    assert {m for m, r in METHODS.items() if r.over_budget} == {"oracle", "lwf", "ewc"}
+    assert {m for m, r in METHODS.items() if r.restart} == {"restart", "oracle"}
+    assert [METHODS["oracle"].budgets(t) for t in range(3)] == [1, 2, 3]
+    assert TrainConfig(data="d", out="o", method="lwf", budget_samples=1).over_budget
+    # no method is tested by name outside the table
+    for path in (REPO / "training").rglob("*.py"):
+        if path.name != "methods.py":
+            text = path.read_text()
+            assert "method ==" not in text and "method in (" not in text, path
+
+
+def test_every_training_error_is_a_user_error():
+    from training.anytime.model import CheckpointError
+    from training.anytime.replay import ReplayStoreError
+    from training.anytime.run import AnytimeError
+    from training.anytime.stream import StreamError
+    from training.data import DataError
+
+    for cls in (BudgetError, DataError, RunError, CheckpointError, ReplayStoreError, AnytimeError, StreamError):
+        assert issubclass(cls, UserError), cls
+    with pytest.raises(UserError, match="--method must be one of"):
+        TrainConfig(data="d", out="o", method="nosuch", budget_samples=1)
+
+
+def test_eval_years_go_to_their_steps_by_the_step_map(tic_shards, tmp_path):
+    """The trainer reads the year -> step map tic-shards wrote; a missing map is a one-line error."""
+    from training.cli import main
+
+    doc = json.loads((tic_shards / "steps.json").read_text())
+    assert doc["year_to_step"]["2014"] == doc["steps"][0]
+    data = tmp_path / "no-map"
+    data.mkdir()
+    for name in ("train", "eval"):
+        (data / name).symlink_to(tic_shards / name)
+    assert main(["run", "--data", str(data), "--out", str(tmp_path / "r"), "--pool", "unfiltered",
+                 "--budget-samples", "64", "--batch-size", "16"]) == 2
+
+
+def test_embed_writes_the_checkpoints_image_embeddings(tic_shards, tmp_path, capsys):
+    import io
+    import tarfile
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from PIL import Image
+
+    from training.cli import main
+    from training.models import create_model
+
+    torch.manual_seed(0)
+    model, _, preprocess, _ = create_model("tic-tiny", "cpu")
+    ckpt = tmp_path / "step_2016.pt"
+    torch.save({"step": "2016", "model": model.state_dict(), "model_name": "tic-tiny"}, ckpt)
+    pool = tic_shards / "train" / "unfiltered"
+    images = {}
+    for tar in sorted(pool.rglob("*.tar")):
+        with tarfile.open(tar) as tf:
+            images.update({m.name[:-4]: tf.extractfile(m).read() for m in tf if m.name.endswith(".jpg")})
+    wanted = sorted(images)[::7]
+    pq.write_table(pa.table({"uid": wanted[::-1]}), tmp_path / "uids.parquet")
+    out = tmp_path / "emb"
+    args = ["embed", "--checkpoint", str(ckpt), "--data", str(tic_shards), "--pool", "unfiltered", "--out", str(out)]
+    assert main([*args, "--uids", str(tmp_path / "uids.parquet")]) == 0
+    uids = pq.read_table(out / "00000.parquet").column("uid").to_pylist()
+    vectors = np.load(out / "00000.npz")["image"]
+    assert uids == wanted and vectors.dtype == np.float32 and vectors.shape[0] == len(wanted)
+    model.eval()
+    with torch.no_grad():
+        x = torch.stack([preprocess(Image.open(io.BytesIO(images[u])).convert("RGB")) for u in wanted])
+        expected = torch.nn.functional.normalize(model.encode_image(x).float(), dim=-1).numpy()
+    np.testing.assert_allclose(vectors, expected, atol=1e-5)
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    assert json.loads((out / "stats.json").read_text()) == {
+        "tool": "tic-train embed", "model_name": "tic-tiny", "checkpoint": str(ckpt), "samples": len(wanted)}
+
+    torch.save(model.state_dict(), tmp_path / "bare.pt")
+    torch.save({"model": {}, "model_name": "tic-tiny"}, tmp_path / "empty.pt")
+    for ckpt_path, pool_name, message in ((tmp_path / "bare.pt", "unfiltered", "not a tic-train checkpoint"),
+                                          (tmp_path / "empty.pt", "unfiltered", "does not fit"),
+                                          (ckpt, "nosuchpool", "no shards")):
+        capsys.readouterr()
+        assert main(["embed", "--checkpoint", str(ckpt_path), "--data", str(tic_shards), "--pool", pool_name,
+                     "--out", str(tmp_path / "bad")]) == 2
+        err = capsys.readouterr().err.strip()
+        assert message in err and len(err.splitlines()) == 1, err
+    assert not (tmp_path / "bad").exists()

@@ -4,12 +4,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from ticcore.errors import UserError
 
 
 def measure_flops(fn) -> int:
     """FLOPs `fn()` performs (forward and backward, whatever it runs), counted by torch.utils.flop_counter."""
-    from torch.utils.flop_counter import FlopCounterMode
-
     with FlopCounterMode(display=False) as counter:
         fn()
     return int(counter.get_total_flops())
@@ -40,8 +41,8 @@ def forward_macs_per_sample(model, image_size: int, context_length: int, device=
     return flops / 2 / batch
 
 
-class BudgetError(ValueError):
-    pass
+class BudgetError(UserError):
+    """A budget too small for one batch, or a within-budget method that overspent."""
 
 
 @dataclass

@@ -2,9 +2,9 @@
 
 D is the size of step t's own data. Cumulative-Exp and Cumulative-Equal keep a buffer of 2D: all
 D new samples plus D old ones, taken from the past steps in shares that halve per step back (Exp)
-or are equal (Equal). Sequential and Patching see only the new data; Cumulative-All, Restart and
-Oracle see everything so far. Picks within a step are by a hash of (uid, seed, step), so a
-buffer is a fixed, reproducible list.
+or are equal (Equal). Which policy a method uses is its record in training/methods.py (Sequential
+and Patching see only the new data; Cumulative-All, Restart and Oracle see everything so far).
+Picks within a step are by a hash of (uid, seed, step), so a buffer is a fixed, reproducible list.
 """
 from __future__ import annotations
 
@@ -56,14 +56,30 @@ def _pick(uids: list[str], n: int, seed: int, step_label: str) -> list[str]:
     return sorted(ranked[:n])
 
 
-def compose_buffer(method: str, steps_uids: list[list[str]], step_labels: list[str], t: int, seed: int = 0) -> list[tuple[str, str]]:
-    """(uid, source step) pairs the method trains on at step t (0-based)."""
-    new = [(u, step_labels[t]) for u in steps_uids[t]]
-    if method in ("sequential", "patching", "lwf", "ewc") or t == 0:
-        return new
-    if method in ("cumulative-all", "restart", "oracle"):
-        return [(u, step_labels[k]) for k in range(t + 1) for u in steps_uids[k]]
-    shares = exp_shares(t) if method == "cumulative-exp" else equal_shares(t)
-    counts = allocate(len(steps_uids[t]), shares, [len(steps_uids[k]) for k in range(t)])
-    old = [(u, step_labels[k]) for k in range(t) for u in _pick(steps_uids[k], counts[k], seed, step_labels[k])]
-    return old + new
+def _new(steps_uids, step_labels, t, seed):
+    return [(u, step_labels[t]) for u in steps_uids[t]]
+
+
+def _all(steps_uids, step_labels, t, seed):
+    return [(u, step_labels[k]) for k in range(t + 1) for u in steps_uids[k]]
+
+
+def _shared(shares):
+    def policy(steps_uids, step_labels, t, seed):
+        if t == 0:
+            return _new(steps_uids, step_labels, t, seed)
+        counts = allocate(len(steps_uids[t]), shares(t), [len(steps_uids[k]) for k in range(t)])
+        old = [(u, step_labels[k]) for k in range(t) for u in _pick(steps_uids[k], counts[k], seed, step_labels[k])]
+        return old + _new(steps_uids, step_labels, t, seed)
+    return policy
+
+
+# The buffer policies a method (training/methods.py) names: new data only, everything so far, or the new data
+# plus as much old data taken in exponentially decaying / equal shares per past step.
+POLICIES = {"new": _new, "all": _all, "exp": _shared(exp_shares), "equal": _shared(equal_shares)}
+
+
+def compose_buffer(policy: str, steps_uids: list[list[str]], step_labels: list[str], t: int,
+                   seed: int = 0) -> list[tuple[str, str]]:
+    """(uid, source step) pairs a method with buffer `policy` trains on at step t (0-based)."""
+    return POLICIES[policy](steps_uids, step_labels, t, seed)

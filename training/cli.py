@@ -7,6 +7,8 @@
     tic-train experiment --data SHARDS --out DIR --budget-samples N   (every method at the same budget)
     tic-train anytime --data SHARDS --checkpoint CKPT.pt --out RUN [...]   (AnytimeCL on the labelled stream)
     tic-train anytime-compare --data SHARDS --checkpoint CKPT.pt --out DIR  (AnytimeCL and its baselines)
+    tic-train embed --checkpoint CKPT.pt --data SHARDS --pool POOL --out DIR [--uids PARQUET]
+                                                                  (image embeddings, DataComp-metadata style)
 
 Multi-GPU: `torchrun --nproc-per-node K -m training.cli run ...` (DDP; gloo on CPU).
 """
@@ -16,10 +18,27 @@ import argparse
 import dataclasses
 import json
 import sys
+import types
 import typing
 from pathlib import Path
 
+from ticcore.errors import report_user_errors
+
+from .anytime.compare import compare
+from .anytime.run import REPLAY_MODES, AnytimeConfig
+from .anytime.run import run as run_anytime
 from .config import METHODS, TrainConfig
+from .embed import embed
+from .metrics import read_matrix_csv, summarize
+from .report import write_report
+from .trainer import run
+
+TOOL = "tic-train"
+
+
+def _base_type(hint):
+    """X of `X | None` (the type an option's value is converted to)."""
+    return typing.get_args(hint)[0] if typing.get_origin(hint) in (typing.Union, types.UnionType) else hint
 
 
 def _add_config_options(p: argparse.ArgumentParser) -> None:
@@ -32,19 +51,40 @@ def _add_config_options(p: argparse.ArgumentParser) -> None:
         elif f.name in ("patching_alphas", "steps_filter"):
             p.add_argument(flag, nargs="+", default=None, type=float if f.name == "patching_alphas" else str)
         else:
-            base = typing.get_args(hint)[0] if typing.get_origin(hint) in (typing.Union, getattr(__import__("types"), "UnionType", None)) else hint
+            base = _base_type(hint)
             kw = {"type": base if base in (int, float, str) else str, "default": None}
             if f.name == "method":
                 kw["choices"] = METHODS
             p.add_argument(flag, **kw)
 
 
+def _add_anytime_options(p: argparse.ArgumentParser) -> None:
+    hints = typing.get_type_hints(AnytimeConfig)
+    for f in dataclasses.fields(AnytimeConfig):
+        hint = hints[f.name]
+        if hint is bool:  # on by default: the flag switches the part off (an ablation)
+            p.add_argument("--no-" + f.name.replace("_", "-"), dest=f.name, action="store_false", default=None)
+            continue
+        kw = {"type": _base_type(hint), "default": None, "required": f.default is dataclasses.MISSING}
+        if f.name == "replay":
+            kw["choices"] = REPLAY_MODES
+        p.add_argument("--" + f.name.replace("_", "-"), **kw)
+
+
+def _add_embed_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--checkpoint", required=True, help="a tic-train checkpoint (checkpoints/step_*.pt)")
+    p.add_argument("--data", required=True, help="a tic-shards output")
+    p.add_argument("--pool", required=True)
+    p.add_argument("--out", required=True, help="the embeddings directory (00000.parquet, 00000.npz, stats.json)")
+    p.add_argument("--uids", help="a parquet file whose uid column lists the images to embed (default: all)")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="tic-train", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(prog=TOOL, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
-    run = sub.add_parser("run", help="train one method over all steps")
-    run.add_argument("--config", help="YAML file with any of the options below")
-    _add_config_options(run)
+    run_p = sub.add_parser("run", help="train one method over all steps")
+    run_p.add_argument("--config", help="YAML file with any of the options below")
+    _add_config_options(run_p)
     metrics = sub.add_parser("metrics", help="in-domain / backward / forward transfer of a matrix CSV")
     metrics.add_argument("matrix_csv")
     report = sub.add_parser("report", help="Table-2-style comparison of several runs")
@@ -62,28 +102,11 @@ def build_parser() -> argparse.ArgumentParser:
     for name, text in (("anytime", "AnytimeCL: online learning on the time-ordered labelled stream"),
                        ("anytime-compare", "AnytimeCL and its baselines on the same stream, one summary table")):
         _add_anytime_options(sub.add_parser(name, help=text))
+    _add_embed_options(sub.add_parser("embed", help="a checkpoint's image embeddings of a pool's training images"))
     return p
 
 
-def _add_anytime_options(p: argparse.ArgumentParser) -> None:
-    from .anytime.run import REPLAY_MODES, AnytimeConfig
-
-    hints = typing.get_type_hints(AnytimeConfig)
-    for f in dataclasses.fields(AnytimeConfig):
-        hint = hints[f.name]
-        if hint is bool:  # on by default: the flag switches the part off (an ablation)
-            p.add_argument("--no-" + f.name.replace("_", "-"), dest=f.name, action="store_false", default=None)
-            continue
-        base = typing.get_args(hint)[0] if typing.get_origin(hint) in (typing.Union, __import__("types").UnionType) else hint
-        kw = {"type": base, "default": None, "required": f.default is dataclasses.MISSING}
-        if f.name == "replay":
-            kw["choices"] = REPLAY_MODES
-        p.add_argument("--" + f.name.replace("_", "-"), **kw)
-
-
-def anytime_config_from_args(args):
-    from .anytime.run import AnytimeConfig
-
+def anytime_config_from_args(args) -> AnytimeConfig:
     return AnytimeConfig.from_dict({f.name: getattr(args, f.name) for f in dataclasses.fields(AnytimeConfig)
                                     if getattr(args, f.name, None) is not None})
 
@@ -95,67 +118,47 @@ def config_from_args(args) -> TrainConfig:
     return TrainConfig.from_dict({k: v for k, v in overrides.items() if v is not None})
 
 
+def _experiment(args) -> None:
+    shared = {"data": args.data, "budget_samples": args.budget_samples, "budget_macs": args.budget_macs,
+              "pool": args.pool, "seed": args.seed}
+    dirs = []
+    for method in args.methods:
+        over = {**shared, "method": method, "out": str(Path(args.out) / method)}
+        cfg = (TrainConfig.from_yaml(args.config, over) if args.config
+               else TrainConfig.from_dict({k: v for k, v in over.items() if v is not None}))
+        run(cfg)
+        dirs.append(cfg.out)
+    print(write_report(dirs, Path(args.out) / "report.md"))
+
+
+def _compare(args) -> None:
+    cfg = anytime_config_from_args(args)
+    print(compare(cfg, Path(cfg.out)))
+
+
+COMMANDS = {
+    "run": lambda args: run(config_from_args(args)),
+    "metrics": lambda args: print(json.dumps(summarize(read_matrix_csv(args.matrix_csv)), indent=1)),
+    "report": lambda args: print(write_report(args.runs, Path(args.out))),
+    "experiment": _experiment,
+    "anytime": lambda args: run_anytime(anytime_config_from_args(args)),
+    "anytime-compare": _compare,
+    "embed": lambda args: embed(args.checkpoint, args.data, args.pool, args.out, args.uids),
+}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()
         return 0
-    from .budget import BudgetError
-    from .data import DataError
-    from .anytime.model import CheckpointError
-    from .anytime.replay import ReplayStoreError
-    from .anytime.run import AnytimeError
-    from .anytime.stream import StreamError
-    from .trainer import RunError
+    def body() -> int:
+        COMMANDS[args.command](args)
+        return 0
 
-    try:
-        if args.command == "anytime":
-            from .anytime.run import run as run_anytime
-
-            run_anytime(anytime_config_from_args(args))
-            return 0
-        if args.command == "anytime-compare":
-            from .anytime.compare import compare
-
-            cfg = anytime_config_from_args(args)
-            print(compare(cfg, Path(cfg.out)))
-            return 0
-        if args.command == "metrics":
-            from .metrics import read_matrix_csv, summarize
-
-            print(json.dumps(summarize(read_matrix_csv(args.matrix_csv)), indent=1))
-            return 0
-        if args.command == "report":
-            from .report import write_report
-
-            print(write_report(args.runs, Path(args.out)))
-            return 0
-        if args.command == "run":
-            from .trainer import run
-
-            run(config_from_args(args))
-            return 0
-        if args.command == "experiment":
-            from .report import write_report
-            from .trainer import run
-
-            shared = {"data": args.data, "budget_samples": args.budget_samples, "budget_macs": args.budget_macs,
-                      "pool": args.pool, "seed": args.seed}
-            dirs = []
-            for method in args.methods:
-                over = {**shared, "method": method, "out": str(Path(args.out) / method)}
-                cfg = (TrainConfig.from_yaml(args.config, over) if args.config
-                       else TrainConfig.from_dict({k: v for k, v in over.items() if v is not None}))
-                run(cfg)
-                dirs.append(cfg.out)
-            print(write_report(dirs, Path(args.out) / "report.md"))
-            return 0
-    except (ValueError, FileNotFoundError, BudgetError, DataError, RunError, CheckpointError, ReplayStoreError,
-            AnytimeError, StreamError) as exc:
-        print(f"tic-train: error: {exc}", file=sys.stderr)
-        return 2
-    return 0
+    # a missing file named on the command line (a matrix CSV, a run's metrics.json) is the user's to fix too
+    return report_user_errors(TOOL, body, also=(FileNotFoundError,))
 
 
 if __name__ == "__main__":

@@ -2,15 +2,16 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
-METHODS = ("sequential", "restart", "cumulative-all", "cumulative-exp", "cumulative-equal", "oracle", "patching",
-           "lwf", "ewc")
-# Methods whose per-step budget is not C: Oracle trains t*C at step t, LwF pays for the teacher's forward
-# pass, EWC for the Fisher estimate. They are marked over budget in the ledger; the rest must stay within C.
-OVER_BUDGET = {"oracle", "lwf", "ewc"}
-RANDOM_INIT = {"restart", "oracle"}
+import yaml
+
+from ticcore.errors import InputError
+
+from . import methods
+
+METHODS = tuple(methods.METHODS)  # the method table's names, in its order
 SCHEDULES = ("cosine", "const-cosine")
 
 
@@ -49,23 +50,27 @@ class TrainConfig:
 
     def __post_init__(self):
         if self.method not in METHODS:
-            raise ValueError(f"--method must be one of {', '.join(METHODS)}, got {self.method!r}")
+            raise InputError(f"--method must be one of {', '.join(METHODS)}, got {self.method!r}")
         if self.schedule not in SCHEDULES:
-            raise ValueError(f"--schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}")
+            raise InputError(f"--schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}")
         if (self.budget_macs is None) == (self.budget_samples is None):
-            raise ValueError("give exactly one of --budget-macs and --budget-samples")
+            raise InputError("give exactly one of --budget-macs and --budget-samples")
         if self.batch_size < 1:
-            raise ValueError(f"--batch-size must be >= 1, got {self.batch_size}")
+            raise InputError(f"--batch-size must be >= 1, got {self.batch_size}")
         object.__setattr__(self, "patching_alphas", tuple(self.patching_alphas))
         object.__setattr__(self, "steps_filter", tuple(self.steps_filter))
 
     @property
+    def method_record(self) -> methods.Method:
+        return methods.METHODS[self.method]
+
+    @property
     def over_budget(self) -> bool:
-        return self.method in OVER_BUDGET
+        return self.method_record.over_budget
 
     @property
     def random_init_each_step(self) -> bool:
-        return self.method in RANDOM_INIT
+        return self.method_record.restart
 
     @property
     def out_dir(self) -> Path:
@@ -82,13 +87,11 @@ class TrainConfig:
         known = {f.name for f in fields(cls)}
         unknown = set(d) - known
         if unknown:
-            raise ValueError(f"unknown config key(s): {', '.join(sorted(unknown))}")
+            raise InputError(f"unknown config key(s): {', '.join(sorted(unknown))}")
         return cls(**d)
 
     @classmethod
     def from_yaml(cls, path: str, overrides: dict) -> "TrainConfig":
-        import yaml
-
         d = yaml.safe_load(Path(path).read_text()) or {}
         d.update({k: v for k, v in overrides.items() if v is not None})
         return cls.from_dict(d)

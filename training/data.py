@@ -8,15 +8,22 @@ in one process.
 """
 from __future__ import annotations
 
+import io
 import json
 import random
+import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import torch
+import webdataset as wds
+from PIL import Image
+
+from ticcore.errors import UserError
 
 
-class DataError(ValueError):
+class DataError(UserError):
     """Bad or missing training data: reported as one line naming the path."""
 
 
@@ -62,8 +69,6 @@ def find_steps(data_dir: str | Path, pool: str, only: tuple = ()) -> list[Step]:
 
 
 def step_uids(step: Step) -> list[str]:
-    import pyarrow.parquet as pq
-
     uids = []
     for tar in step.shards:
         uids += pq.read_table(Path(tar).with_suffix(".parquet"), columns=["key"]).column("key").to_pylist()
@@ -81,8 +86,6 @@ class BufferStream(torch.utils.data.IterableDataset):
         self.rank, self.world, self.shuffle_buffer = rank, world, shuffle_buffer
 
     def _pass(self, epoch: int):
-        import webdataset as wds
-
         rng = random.Random(f"{self.seed}/{epoch}")
         shards = self.shards[:]
         rng.shuffle(shards)
@@ -95,9 +98,6 @@ class BufferStream(torch.utils.data.IterableDataset):
         return wds.DataPipeline(*stages)
 
     def __iter__(self):
-        from PIL import Image
-        import io
-
         info = torch.utils.data.get_worker_info()
         workers, worker = (info.num_workers, info.id) if info else (1, 0)
         consumers, me = self.world * workers, self.rank * workers + worker
@@ -148,8 +148,6 @@ class EvalSet:
 
 def tar_samples(tar: str | Path) -> dict[str, dict[str, bytes]]:
     """{sample key: {extension: bytes}} of a webdataset tar, read whole (tarfile errors propagate)."""
-    import tarfile
-
     members: dict[str, dict[str, bytes]] = {}
     with tarfile.open(tar) as tf:
         for m in tf:

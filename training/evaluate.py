@@ -6,6 +6,7 @@ import io
 
 import numpy as np
 import torch
+from PIL import Image
 
 from benchmarks.retrieval import average_over_seeds, retrieval_metrics
 
@@ -20,8 +21,6 @@ class Pixels:
         self.kept: dict[str, torch.Tensor] = {}
 
     def _decode(self, images: list[bytes]) -> torch.Tensor:
-        from PIL import Image
-
         return torch.stack([self.preprocess(Image.open(io.BytesIO(b)).convert("RGB")) for b in images])
 
     def batches(self, name: str, images: list[bytes], batch: int):

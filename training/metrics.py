@@ -7,6 +7,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ticcore.errors import InputError
+from ticcore.outputs import atomic_file
+
 
 def summarize(E) -> dict[str, float]:
     """in_domain: mean of the diagonal; backward: mean of E[i][j] over j < i; forward: mean over j > i;
@@ -14,7 +17,7 @@ def summarize(E) -> dict[str, float]:
     NaN cells (not evaluated) are skipped; an empty triangle gives NaN."""
     E = np.asarray(E, dtype=float)
     if E.ndim != 2 or E.shape[0] != E.shape[1]:
-        raise ValueError(f"the matrix must be square, got shape {E.shape}")
+        raise InputError(f"the matrix must be square, got shape {E.shape}")
     n = E.shape[0]
     lower = [(i, j) for i in range(n) for j in range(n) if j < i]
     upper = [(i, j) for i in range(n) for j in range(n) if j > i]
@@ -45,22 +48,19 @@ def read_matrix_csv(path: str | Path) -> np.ndarray:
             except ValueError:
                 if k == 0 and not rows:
                     continue  # a header row
-                raise ValueError(f"{path}: row {k + 1} is not numbers: {row}")
+                raise InputError(f"{path}: row {k + 1} is not numbers: {row}")
     if not rows:
-        raise ValueError(f"{path}: no rows")
+        raise InputError(f"{path}: no rows")
     widths = {len(r) for r in rows}
     if len(widths) != 1:
-        raise ValueError(f"{path}: rows have different lengths {sorted(widths)}")
+        raise InputError(f"{path}: rows have different lengths {sorted(widths)}")
     return np.array(rows)
 
 
 def write_matrix_csv(path: str | Path, E) -> None:
     """The format `read_matrix_csv` and `tic-train metrics` take: no header (step labels are years, which
     would read as numbers; they are in metrics.json's "steps"), written to a temporary file, then renamed."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", newline="") as fh:
+    with atomic_file(Path(path)) as tmp, open(tmp, "w", newline="") as fh:
         w = csv.writer(fh)
         for row in np.asarray(E, float):
             w.writerow(["" if np.isnan(x) else f"{x:.4f}" for x in row])
-    tmp.replace(path)

@@ -8,21 +8,16 @@ Everything else is `open_clip_train.main` unchanged (it ships inside the open_cl
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
-MODEL_CONFIGS = Path(__file__).resolve().parent / "model_configs"
+from open_clip_train.main import main as open_clip_main
 
+from .models import MODEL_CONFIGS, register_model_configs
 
-def register_model_configs() -> None:
-    import open_clip
-
-    open_clip.add_model_config(MODEL_CONFIGS)
+__all__ = ["MODEL_CONFIGS", "main", "register_model_configs"]
 
 
 def main(argv: list[str] | None = None) -> None:
     register_model_configs()
-    from open_clip_train.main import main as open_clip_main
-
     open_clip_main(sys.argv[1:] if argv is None else argv)
 
 

@@ -1,11 +1,14 @@
 """tic-train's trainer: continual CLIP training over time steps under one compute budget.
 
-Read top to bottom: setup, then one loop over the steps. Each step composes the method's data
-buffer, initialises the model (warm start or random), trains for the budgeted iterations
-(with LwF's distillation or EWC's penalty when asked), patches (Patching), checkpoints,
-evaluates on every year, and adds a row to the T x T matrices. Models, tokenizers, transforms
-and the contrastive loss are open_clip's; data comes through webdataset (training/data.py).
-A run resumes from its last checkpoint when the same command is run again.
+Read top to bottom: `run` sets up (process, data, model and budget, resume), then goes through the
+steps. Each step (`run_step`) composes the method's data buffer, initialises the model (warm start or
+random), trains for the budgeted iterations (`train_step`, one `train_batch` at a time, with the
+method's extra loss term), does the method's end-of-step work (`end_step`), then checkpoints,
+evaluates on every year and adds a row to the T x T matrices (`record_step`). What a method does is its
+record in training/methods.py; models and checkpoints are training/models.py's. Models, tokenizers,
+transforms and the contrastive loss are open_clip's; data comes through webdataset (training/data.py);
+the year -> step map is the one tic-shards wrote (ticcore.steps). A run resumes from its last checkpoint
+when the same command is run again.
 """
 from __future__ import annotations
 
@@ -16,27 +19,31 @@ import math
 import os
 import random
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Callable
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 import torch
-import torch.nn.functional as F
+from tqdm import tqdm
+
+from ticcore.outputs import atomic_file, write_json
+from ticcore.steps import StepMap, read_steps
 
 from .budget import Ledger, Plan, forward_macs_per_sample, train_macs_per_sample
 from .buffers import compose_buffer
 from .config import TrainConfig
-from .data import BufferStream, DataError, find_steps, load_eval_sets, step_uids, train_loader
+from .data import BufferStream, DataError, Step, find_steps, load_eval_sets, step_uids, train_loader
 from .evaluate import Pixels, evaluate
+from .methods import Hooks, Method
 from .metrics import summarize, write_matrix_csv
+from .models import RunError, contrastive_loss, create_model, load_weights, save_checkpoint, unwrap
+from .report import heatmap
 
-MODEL_CONFIGS = Path(__file__).resolve().parent / "model_configs"
+__all__ = ["RunError", "Session", "create_model", "lr_at", "run"]
 
-
-class RunError(ValueError):
-    """A run that cannot go on (reported as one line)."""
-
-
-# ------------------------------------------------------------------ small pieces the loop uses
 
 def lr_at(it: int, total: int, base_lr: float, warmup: int, schedule: str) -> float:
     """Linear warm-up, then cosine to 0 (`cosine`), or constant then cosine over the last 20% (`const-cosine`)."""
@@ -50,50 +57,93 @@ def lr_at(it: int, total: int, base_lr: float, warmup: int, schedule: str) -> fl
     return 0.5 * base_lr * (1 + math.cos(math.pi * (it - warmup) / max(1, total - warmup)))
 
 
-def create_model(name: str, device):
-    import open_clip
-
-    open_clip.add_model_config(MODEL_CONFIGS)
-    if name.endswith(".json"):
-        path = Path(name)
-        if not path.is_file():
-            raise RunError(f"{name}: model config not found")
-        open_clip.add_model_config(path)
-        name = path.stem
-    model, preprocess_train, preprocess_eval = open_clip.create_model_and_transforms(name, device=device)
-    model.output_dict = True  # forward returns {"image_features", "text_features", "logit_scale"}
-    return model, preprocess_train, preprocess_eval, open_clip.get_tokenizer(name)
-
-
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
 
 
-def lwf_loss(student_out, teacher_out, temperature: float) -> torch.Tensor:
-    """KL(teacher || student) between the image-text similarity distributions, both directions."""
-    def logits(o):
-        return o["logit_scale"] * o["image_features"] @ o["text_features"].T
+@dataclass
+class Session:
+    """What the steps of a run share: config and method, process, data, model, budget, and the record so far."""
+    cfg: TrainConfig
+    method: Method
+    device: torch.device
+    autocast: Callable
+    rank: int
+    world: int
+    say: Callable
+    steps: list[Step]
+    uids: list[list[str]]                           # each step's training uids
+    step_map: StepMap
+    eval_sets: dict
+    net_doc: dict | None
+    model: Any = None
+    preprocess_train: Any = None
+    tokenizer: Any = None
+    pixels: Pixels | None = None
+    loss_fn: Any = None
+    macs: float = 0.0
+    teacher_macs: float = 0.0
+    plan: Plan | None = None
+    ledger: Ledger | None = None
+    hooks: Hooks | None = None
+    rows: dict = field(default_factory=dict)        # matrix name -> {"steps": rows so far, "by_year"}
+    throughput: dict = field(default_factory=dict)  # step label -> training speed
+    done: list = field(default_factory=list)        # finished step labels
+    carry: dict = field(default_factory=lambda: {"patched": None, "ewc": None})  # the method's state, per step
 
-    s, t = logits(student_out) / temperature, logits(teacher_out).detach() / temperature
-    kl = lambda a, b: F.kl_div(F.log_softmax(a, dim=1), F.softmax(b, dim=1), reduction="batchmean")  # noqa: E731
-    return 0.5 * (kl(s, t) + kl(s.T, t.T))
+    @property
+    def main_rank(self) -> bool:
+        return self.rank == 0
 
+    @property
+    def out(self) -> Path:
+        return self.cfg.out_dir
 
-def interpolate(a: dict, b: dict, alpha: float) -> dict:
-    """(1 - alpha) * a + alpha * b, parameter by parameter."""
-    return {k: (1 - alpha) * a[k] + alpha * b[k] if a[k].is_floating_point() else b[k] for k in a}
+    @property
+    def ckpt_dir(self) -> Path:
+        return self.out / "checkpoints"
 
+    @property
+    def labels(self) -> list[str]:
+        return [s.label for s in self.steps]
 
-def _unwrap(model):
-    return getattr(model, "module", getattr(model, "_orig_mod", model))
+    def column_of(self, year) -> int | None:
+        """The matrix column (index among this run's steps) of an evaluation year, by the step map."""
+        step = self.step_map.step_of_year(year)
+        return self.labels.index(step) if step in self.labels else None
 
 
 # ------------------------------------------------------------------ the run
 
 def run(cfg: TrainConfig, log=print) -> dict:
-    # ---------------- setup: distributed, device, precision, output dir
+    s = setup(cfg, log)
+    for t, step in enumerate(s.steps):
+        if step.label not in s.done:
+            run_step(s, t, step)
+    return finish(s)
+
+
+# ---------------- setup: process, data, model and budget, resume
+
+def setup(cfg: TrainConfig, log) -> Session:
+    device, autocast, rank, world = _process(cfg)
+    if rank == 0:
+        _claim_run_dir(cfg.out_dir, cfg)
+        (cfg.out_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
+    s = Session(cfg, cfg.method_record, device, autocast, rank, world, log if rank == 0 else (lambda *_: None),
+                *_load_data(cfg, rank == 0))
+    _build_model(s)
+    s.say(f"[tic-train] {cfg.method} on {len(s.steps)} steps of {cfg.pool} ({', '.join(s.labels)}); "
+          f"{s.macs:.4g} MACs/sample measured on {cfg.model}; C = {s.plan.per_step_macs:.4g} MACs/step = "
+          f"{s.plan.iterations_per_step} iterations of {cfg.batch_size}")
+    _resume(s)
+    return s
+
+
+def _process(cfg: TrainConfig):
+    """(device, autocast context factory, rank, world size); joins the process group under torchrun."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     device = torch.device("cuda" if (cfg.device == "cuda" or (cfg.device == "auto" and torch.cuda.is_available()))
@@ -109,207 +159,231 @@ def run(cfg: TrainConfig, log=print) -> dict:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     if world > 1 and cfg.batch_size % world:
         raise RunError(f"--batch-size {cfg.batch_size} is not divisible by the {world} processes")
-    main_rank = rank == 0
-    out = cfg.out_dir
-    ckpt_dir = out / "checkpoints"
-    if main_rank:
-        _claim_run_dir(out, cfg)
-        ckpt_dir.mkdir(parents=True, exist_ok=True)
-    say = log if main_rank else (lambda *_: None)
+    return device, autocast, rank, world
 
-    # ---------------- data: steps, their uids, evaluation sets, zero-shot classes
+
+def _load_data(cfg: TrainConfig, main_rank: bool):
+    """(steps, their uids, step map, evaluation sets, class list): the sets checked on the main process only."""
     steps = find_steps(cfg.data, cfg.pool, cfg.steps_filter)
     if cfg.max_steps:
         steps = steps[:cfg.max_steps]
-    labels = [s.label for s in steps]
     uids = [step_uids(s) for s in steps]
+    step_map, _ = read_steps(cfg.data)
     eval_sets = load_eval_sets(cfg.data) if main_rank else {}
     net_path = Path(cfg.data) / "net_classes.json"
     net_doc = json.loads(net_path.read_text()) if net_path.is_file() else None
     if main_rank:
-        _check_eval_sets(eval_sets, labels, cfg.data, net_doc)
+        _check_eval_sets(eval_sets, [s.label for s in steps], step_map, cfg.data, net_doc)
+    return steps, uids, step_map, eval_sets, net_doc
 
-    # ---------------- model, loss, budget
+
+def _build_model(s: Session) -> None:
+    """The model (seeded), its evaluation cache, the loss, the measured MACs and the budget plan."""
+    cfg = s.cfg
     seed_everything(cfg.seed)
-    model, preprocess_train, preprocess_eval, tokenizer = create_model(cfg.model, device)
-    pixels = Pixels(preprocess_eval, cfg.eval_cache_mb << 20)
-    from open_clip.loss import ClipLoss
+    s.model, s.preprocess_train, preprocess_eval, s.tokenizer = create_model(cfg.model, s.device)
+    s.pixels = Pixels(preprocess_eval, cfg.eval_cache_mb << 20)
+    s.loss_fn = contrastive_loss(s.rank, s.world)
+    image_size = s.model.visual.image_size
+    image_size = image_size if isinstance(image_size, int) else image_size[0]
+    context = s.tokenizer.context_length
+    s.macs = train_macs_per_sample(copy.deepcopy(s.model), contrastive_loss(), image_size, context, s.device)
+    s.teacher_macs = forward_macs_per_sample(s.model, image_size, context, s.device)
+    s.plan = Plan.from_budget(s.macs, cfg.batch_size, len(s.steps), cfg.budget_macs, cfg.budget_samples)
+    s.ledger = Ledger(s.plan.per_step_macs)
+    s.hooks = s.method.hooks(s)
 
-    loss_fn = ClipLoss(local_loss=False, gather_with_grad=True, rank=rank, world_size=world)
-    image_size = model.visual.image_size if isinstance(model.visual.image_size, int) else model.visual.image_size[0]
-    context = tokenizer.context_length
-    macs = train_macs_per_sample(copy.deepcopy(model), ClipLoss(), image_size, context, device)
-    teacher_macs = forward_macs_per_sample(model, image_size, context, device)
-    plan = Plan.from_budget(macs, cfg.batch_size, len(steps), cfg.budget_macs, cfg.budget_samples)
-    ledger = Ledger(plan.per_step_macs)
-    say(f"[tic-train] {cfg.method} on {len(steps)} steps of {cfg.pool} ({', '.join(labels)}); "
-        f"{macs:.4g} MACs/sample measured on {cfg.model}; C = {plan.per_step_macs:.4g} MACs/step = "
-        f"{plan.iterations_per_step} iterations of {cfg.batch_size}")
 
-    # ---------------- resume
-    state = _load_state(out) if main_rank else {}
-    if world > 1:
+def _resume(s: Session) -> None:
+    """The record, ledger, weights and method state of the finished steps, then the DDP / compile wrappers."""
+    state = _load_state(s.out) if s.main_rank else {}
+    if s.world > 1:
         state = _broadcast(state)
-    rows: dict = state.get("rows", {})
-    throughput: dict = state.get("throughput", {})
-    done = state.get("done_steps", [])
-    patched = None   # Patching: the previous patched weights
-    ewc = None       # EWC: (fisher, anchor) accumulated over the finished steps
-    if done:
-        last = torch.load(ckpt_dir / f"step_{done[-1]}.pt", map_location=device, weights_only=False)
-        _load_weights(model, last, ckpt_dir / f"step_{done[-1]}.pt", cfg.model)
-        patched = last.get("patched")
-        ewc = last.get("ewc")
-        for e in state.get("ledger", []):
-            ledger.entries.append(e)
-        say(f"[tic-train] resuming after step {done[-1]}")
-    if world > 1:
-        model = torch.nn.parallel.DistributedDataParallel(model)
-    if cfg.compile:
-        model = torch.compile(model)
+    s.rows, s.throughput, s.done = state.get("rows", {}), state.get("throughput", {}), state.get("done_steps", [])
+    if s.done:
+        path = s.ckpt_dir / f"step_{s.done[-1]}.pt"
+        last = torch.load(path, map_location=s.device, weights_only=False)
+        load_weights(s.model, last, path, s.cfg.model)
+        s.carry = {"patched": last.get("patched"), "ewc": last.get("ewc")}
+        s.ledger.entries.extend(state.get("ledger", []))
+        s.say(f"[tic-train] resuming after step {s.done[-1]}")
+    if s.world > 1:
+        s.model = torch.nn.parallel.DistributedDataParallel(s.model)
+    if s.cfg.compile:
+        s.model = torch.compile(s.model)
 
-    # ---------------- the steps
-    for t, step in enumerate(steps):
-        if step.label in done:
-            continue
-        step_seed = cfg.seed * 1000 + t
-        seed_everything(step_seed)
-        buffer = compose_buffer(cfg.method, uids, labels, t, cfg.seed)
-        if main_rank:
-            _write_buffer(out / "buffers" / f"step_{step.label}.parquet", buffer)
-        if cfg.random_init_each_step:
-            fresh = create_model(cfg.model, device)[0]
-            _unwrap(model).load_state_dict(fresh.state_dict())
-        teacher = copy.deepcopy(_unwrap(model)).eval() if cfg.method == "lwf" and t > 0 else None
-        if teacher is not None:
-            for p in teacher.parameters():
-                p.requires_grad_(False)
-        iters = plan.iterations_per_step * (t + 1 if cfg.method == "oracle" else 1)
-        first_like = t == 0 or cfg.random_init_each_step
-        warmup = cfg.warmup if first_like else int(cfg.warmup * cfg.warmup_later)
-        warmup = min(warmup, max(0, iters - 1))
-        optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=cfg.lr,
-                                      betas=(0.9, 0.98), eps=1e-6, weight_decay=cfg.weight_decay)
-        start_it = 0
-        partial = ckpt_dir / "partial.pt"
-        if partial.is_file():
-            ck = torch.load(partial, map_location=device, weights_only=False)
-            if ck.get("step") == step.label:
-                _load_weights(_unwrap(model), ck, partial, cfg.model)
-                optimizer.load_state_dict(ck["optimizer"])
-                start_it = ck["iteration"]
-                teacher = ck.get("teacher_model", teacher)
-                say(f"[tic-train] resuming step {step.label} at iteration {start_it}")
 
-        shards = [sh for s in steps[:t + 1] for sh in s.shards]
-        stream = BufferStream(shards, {u for u, _ in buffer}, iters * cfg.batch_size, step_seed, preprocess_train,
-                              tokenizer, rank, world)
-        loader = train_loader(stream, cfg.batch_size // world, cfg.workers)
-        model.train()
-        wait = busy = 0.0
-        # Throughput is also measured without the first iterations (worker start-up, allocator warm-up),
-        # the same window open_clip_train's per-log meters give, so perf/bench_train.py compares like with like.
-        skip = start_it + min(10, (iters - start_it) // 5)
-        steady_wait = steady_busy = 0.0
-        from tqdm import tqdm
+# ---------------- one step
 
-        bar = tqdm(total=iters, initial=start_it, disable=not main_rank, unit="it", dynamic_ncols=True,
-                   desc=f"{cfg.method} step {t + 1}/{len(steps)} ({step.label})")
-        it = 0
-        t_mark = time.perf_counter()
-        for images, texts in loader:
-            if it < start_it:  # replaying the stream up to where the interrupted run stopped
-                it += 1
-                t_mark = time.perf_counter()
-                continue
-            t_data = time.perf_counter()
-            waited = t_data - t_mark
-            wait += waited
-            for group in optimizer.param_groups:
-                group["lr"] = lr_at(it, iters, cfg.lr, warmup, cfg.schedule)
-            images, texts = images.to(device, non_blocking=True), texts.to(device, non_blocking=True)
-            with autocast():
-                outs = model(images, texts)
-                loss = loss_fn(outs["image_features"], outs["text_features"], outs["logit_scale"])
-                if teacher is not None:
-                    with torch.no_grad():
-                        t_outs = teacher(images, texts)
-                    loss = loss + cfg.lwf_weight * lwf_loss(outs, t_outs, cfg.lwf_temperature)
-                if ewc is not None and cfg.method == "ewc":
-                    loss = loss + cfg.ewc_weight / 2 * sum(
-                        (ewc["fisher"][n] * (p - ewc["anchor"][n]) ** 2).sum()
-                        for n, p in _unwrap(model).named_parameters() if n in ewc["fisher"])
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            with torch.no_grad():  # CLIP clamps its temperature
-                _unwrap(model).logit_scale.clamp_(0, math.log(100))
+def run_step(s: Session, t: int, step: Step) -> None:
+    cfg = s.cfg
+    step_seed = cfg.seed * 1000 + t
+    seed_everything(step_seed)
+    buffer = compose_buffer(s.method.buffer, s.uids, s.labels, t, cfg.seed)
+    if s.main_rank:
+        _write_buffer(s.out / "buffers" / f"step_{step.label}.parquet", buffer)
+    if s.method.restart:
+        fresh = create_model(cfg.model, s.device)[0]
+        unwrap(s.model).load_state_dict(fresh.state_dict())
+    s.hooks.begin_step(s.model, t)
+    iters = s.plan.iterations_per_step * s.method.budgets(t)
+    loader, timing = train_step(s, t, step, {u for u, _ in buffer}, iters, step_seed)
+    note = end_step(s, t, step, loader, iters)
+    if s.main_rank:
+        record_step(s, t, step, iters, timing, note)
+    if s.world > 1:
+        torch.distributed.barrier()
+
+
+class Timing:
+    """Seconds waiting for data and busy training. Throughput is also measured without the first iterations
+    (worker start-up, allocator warm-up), the same window open_clip_train's per-log meters give, so
+    perf/bench_train.py compares like with like."""
+
+    def __init__(self, start_it: int, iters: int):
+        self.start_it, self.skip = start_it, start_it + min(10, (iters - start_it) // 5)
+        self.wait = self.busy = self.steady_wait = self.steady_busy = 0.0
+        self.waited, self.t_data = 0.0, 0.0
+        self.mark = time.perf_counter()
+
+    def skipped(self) -> None:
+        self.mark = time.perf_counter()
+
+    def data_ready(self) -> None:
+        self.t_data = time.perf_counter()
+        self.waited = self.t_data - self.mark
+        self.wait += self.waited
+
+    def batch_done(self, it: int) -> None:
+        self.mark = time.perf_counter()
+        self.busy += self.mark - self.t_data
+        if it > self.skip:
+            self.steady_wait += self.waited
+            self.steady_busy += self.mark - self.t_data
+
+    def samples_per_s(self, batch_size: int, it: int) -> float:
+        return batch_size * (it - self.start_it) / max(self.wait + self.busy, 1e-9)
+
+    def record(self, batch_size: int, it: int) -> dict:
+        total, steady = max(self.wait + self.busy, 1e-9), self.steady_wait + self.steady_busy
+        return {"iterations": it - self.start_it, "seconds": round(self.wait + self.busy, 3),
+                "samples_per_s": round(self.samples_per_s(batch_size, it), 2),
+                "data_wait": round(self.wait / total, 4),
+                "steady_iterations": max(0, it - self.skip),
+                "steady_samples_per_s": round(batch_size * max(0, it - self.skip) / steady, 2) if steady else None,
+                "steady_data_wait": round(self.steady_wait / steady, 4) if steady else None}
+
+
+def train_step(s: Session, t: int, step: Step, buffer: set[str], iters: int, step_seed: int):
+    """Step t's training: `iters` batches of the buffer's samples. Returns (the loader, its Timing)."""
+    cfg = s.cfg
+    warmup = cfg.warmup if (t == 0 or s.method.restart) else int(cfg.warmup * cfg.warmup_later)
+    warmup = min(warmup, max(0, iters - 1))
+    optimizer = torch.optim.AdamW([p for p in s.model.parameters() if p.requires_grad], lr=cfg.lr,
+                                  betas=(0.9, 0.98), eps=1e-6, weight_decay=cfg.weight_decay)
+    start_it = _resume_partial(s, step, optimizer)
+    shards = [sh for st in s.steps[:t + 1] for sh in st.shards]
+    stream = BufferStream(shards, buffer, iters * cfg.batch_size, step_seed, s.preprocess_train, s.tokenizer,
+                          s.rank, s.world)
+    loader = train_loader(stream, cfg.batch_size // s.world, cfg.workers)
+    s.model.train()
+    timing = Timing(start_it, iters)
+    bar = tqdm(total=iters, initial=start_it, disable=not s.main_rank, unit="it", dynamic_ncols=True,
+               desc=f"{cfg.method} step {t + 1}/{len(s.steps)} ({step.label})")
+    it = 0
+    for images, texts in loader:
+        if it < start_it:  # replaying the stream up to where the interrupted run stopped
             it += 1
-            if it % 10 == 0 or it == iters:  # .item() synchronises a GPU; not every iteration
-                bar.set_postfix(loss=f"{loss.item():.3f}",
-                                samples_s=f"{cfg.batch_size * (it - start_it) / max(wait + busy, 1e-9):.0f}")
-            t_mark = time.perf_counter()
-            busy += t_mark - t_data
-            if it > skip:
-                steady_wait += waited
-                steady_busy += t_mark - t_data
-            bar.update(1)
-            if main_rank and cfg.checkpoint_every and it % cfg.checkpoint_every == 0 and it < iters:
-                _save(partial, {"step": step.label, "iteration": it, "model": _unwrap(model).state_dict(),
-                                "optimizer": optimizer.state_dict(), "model_name": cfg.model,
-                                "teacher_model": teacher})
-        bar.close()
-        if it < iters:
-            raise DataError(f"{step.dir}: the data stream ended after {it} of {iters} iterations")
-        ledger.spend(step.label, "training", iters * cfg.batch_size * macs)
-        if teacher is not None:
-            ledger.spend(step.label, "lwf teacher forward", iters * cfg.batch_size * teacher_macs)
+            timing.skipped()
+            continue
+        timing.data_ready()
+        for group in optimizer.param_groups:
+            group["lr"] = lr_at(it, iters, cfg.lr, warmup, cfg.schedule)
+        loss = train_batch(s, optimizer, images, texts)
+        it += 1
+        if it % 10 == 0 or it == iters:  # .item() synchronises a GPU; not every iteration
+            bar.set_postfix(loss=f"{loss.item():.3f}", samples_s=f"{timing.samples_per_s(cfg.batch_size, it):.0f}")
+        timing.batch_done(it)
+        bar.update(1)
+        if s.main_rank and cfg.checkpoint_every and it % cfg.checkpoint_every == 0 and it < iters:
+            save_checkpoint(s.ckpt_dir / "partial.pt", {
+                "step": step.label, "iteration": it, "model": unwrap(s.model).state_dict(),
+                "optimizer": optimizer.state_dict(), "model_name": cfg.model, **s.hooks.partial_state()})
+    bar.close()
+    if it < iters:
+        raise DataError(f"{step.dir}: the data stream ended after {it} of {iters} iterations")
+    return loader, timing
 
-        # ---------------- method-specific work at the end of a step
-        if cfg.method == "ewc":
-            ewc = _update_fisher(_unwrap(model), ewc, loader, loss_fn, cfg, device, autocast)
-            ledger.spend(step.label, "ewc fisher", cfg.ewc_batches * cfg.batch_size * macs)
-        alpha = None
-        if cfg.method == "patching" and main_rank:
-            finetuned = {k: v.detach().clone() for k, v in _unwrap(model).state_dict().items()}
-            if patched is not None:
-                alpha = _tune_patching(_unwrap(model), patched, finetuned, cfg, eval_sets, labels[:t + 1], net_doc,
-                                       pixels, tokenizer, device, autocast)
-                _unwrap(model).load_state_dict(interpolate(patched, finetuned, alpha))
-            patched = {k: v.detach().clone() for k, v in _unwrap(model).state_dict().items()}
-        if world > 1:
-            _sync_weights(model)
-        ledger.check(step.label, cfg.method, cfg.over_budget)
 
-        # ---------------- checkpoint, evaluate, record
-        if main_rank:
-            _save(ckpt_dir / f"step_{step.label}.pt", {"step": step.label, "model": _unwrap(model).state_dict(),
-                                                        "model_name": cfg.model, "patched": patched, "ewc": ewc})
-            partial.unlink(missing_ok=True)
-            res = evaluate(_unwrap(model), pixels, tokenizer, eval_sets, net_doc, cfg.net_subtree, device,
-                           cfg.eval_batch_size, autocast)
-            _record(rows, res, labels, t, cfg.net_subtree)
-            done.append(step.label)
-            steady = steady_wait + steady_busy
-            throughput[step.label] = {
-                "iterations": it - start_it, "seconds": round(wait + busy, 3),
-                "samples_per_s": round(cfg.batch_size * (it - start_it) / max(wait + busy, 1e-9), 2),
-                "data_wait": round(wait / max(wait + busy, 1e-9), 4),
-                "steady_iterations": max(0, it - skip),
-                "steady_samples_per_s": round(cfg.batch_size * max(0, it - skip) / steady, 2) if steady else None,
-                "steady_data_wait": round(steady_wait / steady, 4) if steady else None}
-            _save_state(out, {"done_steps": done, "rows": rows, "ledger": ledger.entries, "throughput": throughput})
-            say(f"[tic-train] step {step.label}: {iters} iterations, data wait {wait / max(wait + busy, 1e-9):.1%}"
-                + (f", patching alpha {alpha}" if alpha is not None else "") + "; " + _row_summary(rows, t))
-        if world > 1:
-            torch.distributed.barrier()
+def _resume_partial(s: Session, step: Step, optimizer) -> int:
+    """The iteration a mid-step checkpoint of this step reached (its weights and optimizer loaded), or 0."""
+    partial = s.ckpt_dir / "partial.pt"
+    if not partial.is_file():
+        return 0
+    ck = torch.load(partial, map_location=s.device, weights_only=False)
+    if ck.get("step") != step.label:
+        return 0
+    load_weights(unwrap(s.model), ck, partial, s.cfg.model)
+    optimizer.load_state_dict(ck["optimizer"])
+    s.hooks.resume_partial(ck)
+    s.say(f"[tic-train] resuming step {step.label} at iteration {ck['iteration']}")
+    return ck["iteration"]
 
-    # ---------------- results
+
+def train_batch(s: Session, optimizer, images, texts) -> torch.Tensor:
+    """One optimiser step on a batch: the contrastive loss plus the method's term. Returns the loss."""
+    images, texts = images.to(s.device, non_blocking=True), texts.to(s.device, non_blocking=True)
+    with s.autocast():
+        outs = s.model(images, texts)
+        loss = s.loss_fn(outs["image_features"], outs["text_features"], outs["logit_scale"])
+        extra = s.hooks.extra_loss(s.model, images, texts, outs)
+        if extra is not None:
+            loss = loss + extra
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    with torch.no_grad():  # CLIP clamps its temperature
+        unwrap(s.model).logit_scale.clamp_(0, math.log(100))
+    return loss
+
+
+def end_step(s: Session, t: int, step: Step, loader, iters: int) -> str:
+    """The step's spending, the method's end-of-step work, the budget check. Returns the method's note."""
+    samples = iters * s.cfg.batch_size
+    s.ledger.spend(step.label, "training", samples * s.macs)
+    s.hooks.spend(s.ledger, step.label, samples)
+    note = s.hooks.end_step(s.model, loader, step.label, t)
+    if s.world > 1:
+        _sync_weights(s.model)
+    s.ledger.check(step.label, s.cfg.method, s.cfg.over_budget)
+    return note
+
+
+def record_step(s: Session, t: int, step: Step, iters: int, timing: Timing, note: str) -> None:
+    """On the main process: the step's checkpoint, its evaluation row, the run's state and log line."""
+    cfg = s.cfg
+    save_checkpoint(s.ckpt_dir / f"step_{step.label}.pt", {"step": step.label, "model": unwrap(s.model).state_dict(),
+                                                            "model_name": cfg.model, **s.carry})
+    (s.ckpt_dir / "partial.pt").unlink(missing_ok=True)
+    res = evaluate(unwrap(s.model), s.pixels, s.tokenizer, s.eval_sets, s.net_doc, cfg.net_subtree, s.device,
+                   cfg.eval_batch_size, s.autocast)
+    _record(s.rows, res, s.labels, t, cfg.net_subtree, s.column_of)
+    s.done.append(step.label)
+    s.throughput[step.label] = timing.record(cfg.batch_size, iters)
+    _save_state(s.out, {"done_steps": s.done, "rows": s.rows, "ledger": s.ledger.entries, "throughput": s.throughput})
+    wait = timing.wait / max(timing.wait + timing.busy, 1e-9)
+    s.say(f"[tic-train] step {step.label}: {iters} iterations, data wait {wait:.1%}" + note + "; "
+          + _row_summary(s.rows, t))
+
+
+# ---------------- the results
+
+def finish(s: Session) -> dict:
     result = {}
-    if main_rank:
-        result = _write_results(out, cfg, rows, labels, ledger, plan, throughput)
-        say(ledger.table())
-    if world > 1:
+    if s.main_rank:
+        result = _write_results(s.out, s.cfg, s.rows, s.labels, s.ledger, s.plan, s.throughput)
+        s.say(s.ledger.table())
+    if s.world > 1:
         torch.distributed.barrier()
     return result
 
@@ -331,17 +405,17 @@ def _claim_run_dir(out: Path, cfg: TrainConfig) -> None:
     if out.exists() and any(out.iterdir()):
         raise RunError(f"{out}: exists and is not a tic-train run directory; refusing to use it")
     out.mkdir(parents=True, exist_ok=True)
-    atomic_write(cfg_path, json.dumps(cfg.to_json(), indent=1, sort_keys=True) + "\n")
+    write_json(cfg_path, cfg.to_json(), sort_keys=True)
 
 
-def _check_eval_sets(eval_sets: dict, labels: list[str], data: str, net_doc: dict | None) -> None:
+def _check_eval_sets(eval_sets: dict, labels: list[str], step_map: StepMap, data: str, net_doc: dict | None) -> None:
     """The evaluation sets must fit the steps and the class list they are scored with."""
     root = Path(data) / "eval"
     if not eval_sets.get("retrieval"):
         raise DataError(f"{root / 'retrieval'}: no retrieval evaluation sets")
-    covered = {_step_of_year(y, labels) for y in eval_sets["retrieval"]}
-    for i, label in enumerate(labels):
-        if i not in covered:
+    covered = {step_map.step_of_year(y) for y in eval_sets["retrieval"]}
+    for label in labels:
+        if label not in covered:
             raise DataError(f"{root / 'retrieval'}: no evaluation year for step {label} "
                             f"(years {', '.join(sorted(eval_sets['retrieval']))}; mismatched eval sets?)")
     known = {c["class_id"] for c in net_doc["classes"]} if net_doc else None
@@ -360,41 +434,13 @@ def _check_eval_sets(eval_sets: dict, labels: list[str], data: str, net_doc: dic
                                     "(eval set and class list from different builds?)")
 
 
-def atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
-
-
-def _save(path: Path, obj: dict) -> None:
-    tmp = path.with_suffix(".tmp")
-    torch.save(obj, tmp)
-    tmp.replace(path)
-
-
-def load_fitting_state(model, state: dict, path: Path, model_name: str) -> None:
-    """Load `state` only if it has exactly the model's keys and shapes (RunError naming one that does not)."""
-    own = model.state_dict()
-    bad = [k for k, v in state.items() if k not in own or own[k].shape != v.shape]
-    missing = sorted(set(own) - set(state))
-    if bad or missing:
-        raise RunError(f"{path}: checkpoint does not fit model {model_name!r} (e.g. {(bad or missing)[0]})")
-    model.load_state_dict(state)
-
-
-def _load_weights(model, ckpt: dict, path: Path, model_name: str) -> None:
-    if ckpt.get("model_name") != model_name:
-        raise RunError(f"{path}: a checkpoint of model {ckpt.get('model_name')!r}, not {model_name!r}")
-    load_fitting_state(model, ckpt["model"], path, model_name)
-
-
 def _load_state(out: Path) -> dict:
     p = out / "state.json"
     return json.loads(p.read_text()) if p.is_file() else {}
 
 
 def _save_state(out: Path, state: dict) -> None:
-    atomic_write(out / "state.json", json.dumps(state, indent=1) + "\n")
+    write_json(out / "state.json", state)
 
 
 def _broadcast(obj):
@@ -404,66 +450,14 @@ def _broadcast(obj):
 
 
 def _sync_weights(model) -> None:
-    for p in _unwrap(model).state_dict().values():
+    for p in unwrap(model).state_dict().values():
         torch.distributed.broadcast(p, src=0)
 
 
 def _write_buffer(path: Path, buffer: list[tuple[str, str]]) -> None:
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    pq.write_table(pa.table({"uid": [u for u, _ in buffer], "source_step": [s for _, s in buffer]}), tmp)
-    tmp.replace(path)
-
-
-def _update_fisher(model, ewc, loader, loss_fn, cfg, device, autocast) -> dict:
-    """Diagonal Fisher of this step's loss (squared gradients over a few batches), summed over steps."""
-    fisher = {n: torch.zeros_like(p) for n, p in model.named_parameters() if p.requires_grad}
-    seen = 0
-    for images, texts in loader:
-        model.zero_grad(set_to_none=True)
-        with autocast():
-            o = model(images.to(device), texts.to(device))
-            loss_fn(o["image_features"], o["text_features"], o["logit_scale"]).backward()
-        for n, p in model.named_parameters():
-            if p.grad is not None:
-                fisher[n] += p.grad.detach() ** 2
-        seen += 1
-        if seen >= cfg.ewc_batches:
-            break
-    model.zero_grad(set_to_none=True)
-    fisher = {n: f / max(seen, 1) for n, f in fisher.items()}
-    if ewc is not None:
-        fisher = {n: fisher[n] + ewc["fisher"][n] for n in fisher}
-    anchor = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
-    return {"fisher": fisher, "anchor": anchor}
-
-
-def _tune_patching(model, patched, finetuned, cfg, eval_sets, labels_so_far, net_doc, pixels, tokenizer,
-                   device, autocast) -> float:
-    """The alpha whose interpolation scores best on the mean retrieval of steps 1..t (the previous steps'
-    sets, and the current one: on the previous ones alone alpha = 0, no update, would always win)."""
-    years = {y for y in eval_sets.get("retrieval", {}) if _step_of_year(y, labels_so_far) is not None}
-    sets = {"retrieval": {y: eval_sets["retrieval"][y] for y in years}}
-    best, best_score = cfg.patching_alphas[0], -1.0
-    for alpha in cfg.patching_alphas:
-        model.load_state_dict(interpolate(patched, finetuned, alpha))
-        res = evaluate(model, pixels, tokenizer, sets, None, cfg.net_subtree, device, cfg.eval_batch_size, autocast)
-        score = float(np.mean([r.get("all", 0.0) for r in res["retrieval"].values()])) if res else 0.0
-        if score > best_score:
-            best, best_score = alpha, score
-    return best
-
-
-def _step_of_year(year: str, labels: list[str]) -> int | None:
-    """The index of the step an evaluation year belongs to (earlier years fold into the first step)."""
-    y = int(str(year)[:4])
-    for i, label in enumerate(labels):
-        if y <= int(label[:4]):
-            return i
-    return None
+    with atomic_file(path) as tmp:
+        pq.write_table(pa.table({"uid": [u for u, _ in buffer], "source_step": [s for _, s in buffer]}), tmp)
 
 
 TASKS = {  # matrix name -> (result task, key)
@@ -474,7 +468,7 @@ TASKS = {  # matrix name -> (result task, key)
 }
 
 
-def _record(rows: dict, res: dict, labels: list[str], t: int, subtree: str) -> None:
+def _record(rows: dict, res: dict, labels: list[str], t: int, subtree: str, column_of: Callable) -> None:
     """Add step t's row to every matrix (one column per step: the mean over that step's years)."""
     tasks = dict(TASKS)
     tasks[f"net_{subtree}"] = ("net", f"acc_{subtree}")
@@ -484,7 +478,7 @@ def _record(rows: dict, res: dict, labels: list[str], t: int, subtree: str) -> N
         for year, r in res.get(task, {}).items():
             if key in r:
                 by_year[year] = r[key]
-                j = _step_of_year(year, labels)
+                j = column_of(year)
                 if j is not None:
                     per_step.setdefault(j, []).append(r[key])
         if not by_year:
@@ -508,8 +502,6 @@ def _row_summary(rows: dict, t: int) -> str:
 
 def _write_results(out: Path, cfg: TrainConfig, rows: dict, labels: list[str], ledger: Ledger, plan: Plan,
                    throughput: dict) -> dict:
-    from .report import heatmap
-
     metrics = {"method": cfg.method, "pool": cfg.pool, "steps": labels,
                "macs_per_sample": plan.macs_per_sample, "per_step_budget_macs": plan.per_step_macs,
                "iterations_per_step": plan.iterations_per_step,
@@ -524,6 +516,6 @@ def _write_results(out: Path, cfg: TrainConfig, rows: dict, labels: list[str], l
             write_matrix_csv(out / f"matrix_{name}.csv", E)
             heatmap(E, labels, f"{cfg.method}: {name}", out / f"heatmap_{name}.png")
             metrics["tasks"][name] = {**summarize(E), "matrix": E.tolist(), "by_year": m["by_year"]}
-    atomic_write(out / "metrics.json", json.dumps(metrics, indent=1) + "\n")
-    atomic_write(out / "ledger.json", json.dumps(ledger.entries, indent=1) + "\n")
+    write_json(out / "metrics.json", metrics)
+    write_json(out / "ledger.json", ledger.entries)
     return metrics

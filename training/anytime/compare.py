@@ -6,12 +6,13 @@ accuracy cost), `finetune` (last block with replay, plain cross-entropy, no OCW)
 (last block on the stream alone, no replay)."""
 from __future__ import annotations
 
+import csv
 import dataclasses
-import json
 import math
 from pathlib import Path
 
-from ..trainer import atomic_write
+from ticcore.outputs import atomic_write, write_json
+
 from .run import AnytimeConfig, plot_curves, run
 
 VARIANTS = {
@@ -32,8 +33,6 @@ ROWS = (
 
 
 def _curves(run_dir: Path) -> dict[str, list[dict]]:
-    import csv
-
     out: dict[str, list[dict]] = {}
     with open(run_dir / "curves.csv", newline="") as fh:
         for r in csv.DictReader(fh):
@@ -84,5 +83,5 @@ def compare(base: AnytimeConfig, out: Path, variants: tuple[str, ...] = tuple(VA
     plot_curves(out / "curves.png", series)
     text = "\n".join(lines) + "\n"
     atomic_write(out / "summary.md", text)
-    (out / "summary.json").write_text(json.dumps(metrics, indent=1) + "\n")
+    write_json(out / "summary.json", metrics)
     return text

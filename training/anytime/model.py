@@ -8,9 +8,9 @@ import copy
 import torch
 import torch.nn.functional as F
 
+from ..models import CheckpointError
 
-class CheckpointError(ValueError):
-    pass
+__all__ = ["CheckpointError", "SplitCLIP", "other_loss", "tuned_probabilities"]
 
 
 class SplitCLIP(torch.nn.Module):

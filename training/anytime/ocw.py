@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ticcore.errors import InputError
+
 EPS = 1e-8
 
 
@@ -13,7 +15,7 @@ class ClassAccuracy:
 
     def __init__(self, eta: float = 0.99):
         if not 0 < eta < 1:
-            raise ValueError(f"OCW decay eta must be in (0, 1), got {eta}")
+            raise InputError(f"OCW decay eta must be in (0, 1), got {eta}")
         self.eta = eta
         self.warm = int(1 / (1 - eta) + 1e-9)
         self.count: dict[int, int] = {}

@@ -16,10 +16,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ticcore.errors import InputError, UserError
+from ticcore.outputs import atomic_file
+
 MAGIC = b"TICREPLAY1\n"
 
 
-class ReplayStoreError(ValueError):
+class ReplayStoreError(UserError):
     pass
 
 
@@ -71,9 +74,9 @@ class Codec:
 
     def __init__(self, kind: str = "compressed", k: int = 5, bits: int = 8):
         if kind not in ("compressed", "raw"):
-            raise ValueError(f"replay codec must be 'compressed' or 'raw', got {kind!r}")
+            raise InputError(f"replay codec must be 'compressed' or 'raw', got {kind!r}")
         if kind == "compressed" and (k < 1 or bits not in (8, 16)):
-            raise ValueError(f"compressed replay needs k >= 1 and bits 8 or 16, got k={k}, bits={bits}")
+            raise InputError(f"compressed replay needs k >= 1 and bits 8 or 16, got k={k}, bits={bits}")
         self.kind, self.k, self.bits = kind, k, bits
 
     def describe(self) -> dict:
@@ -108,7 +111,7 @@ class ReplayStore:
 
     def __init__(self, codec: Codec, capacity: int):
         if capacity < 1:
-            raise ValueError(f"replay capacity must be >= 1, got {capacity}")
+            raise InputError(f"replay capacity must be >= 1, got {capacity}")
         self.codec, self.capacity = codec, capacity
         self.fields: dict[str, np.ndarray] = {}
         self.labels = np.zeros(0, np.int64)
@@ -195,12 +198,10 @@ class ReplayStore:
         digest = hashlib.sha256(body).hexdigest()
         header = json.dumps({"codec": self.codec.describe(), "capacity": self.capacity, "size": self.size,
                              "body_bytes": len(body), "sha256": digest}).encode()
-        tmp = path.with_name(f".{path.name}.tmp")
-        with open(tmp, "wb") as fh:
+        with atomic_file(path) as tmp, open(tmp, "wb") as fh:
             fh.write(MAGIC + len(header).to_bytes(8, "little") + header + body)
             fh.flush()
             os.fsync(fh.fileno())
-        tmp.replace(path)
         return digest
 
     @classmethod

@@ -8,32 +8,39 @@ step's held-out examples are scored (one row of the T x T matrix)."""
 from __future__ import annotations
 
 import contextlib
+import csv
 import hashlib
 import io
 import json
 import math
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from PIL import Image
+
+from ticcore.errors import InputError, UserError
+from ticcore.outputs import atomic_file, write_json
+from ticcore.steps import StepMap
 
 from ..evaluate import class_embeddings
 from ..metrics import summarize, write_matrix_csv
-from ..trainer import RunError, atomic_write, create_model, load_fitting_state
-from .model import CheckpointError, SplitCLIP, other_loss, tuned_probabilities
+from ..models import CheckpointError, model_from_checkpoint, read_checkpoint
+from ..report import pyplot, save_figure
+from .model import SplitCLIP, other_loss, tuned_probabilities
 from .ocw import ClassAccuracy, combine, tuned_weights
 from .replay import Codec, ReplayStore, ReplayStoreError
-from .stream import StreamError, load_classes, load_examples, split_and_order, step_labels, step_of
+from .stream import Example, StreamError, load_classes, load_examples, split_and_order, step_of, stream_steps
 
 REPLAY_MODES = ("compressed", "raw", "none")
 CHUNK = 256  # stream images decoded and encoded together
 NEXT_STORE = "replay.next.bin"
 
 
-class AnytimeError(ValueError):
+class AnytimeError(UserError):
     pass
 
 
@@ -64,12 +71,12 @@ class AnytimeConfig:
 
     def __post_init__(self):
         if self.replay not in REPLAY_MODES:
-            raise ValueError(f"--replay must be one of {', '.join(REPLAY_MODES)}, got {self.replay!r}")
+            raise InputError(f"--replay must be one of {', '.join(REPLAY_MODES)}, got {self.replay!r}")
         if not 0 <= self.holdout < 1:
-            raise ValueError(f"--holdout must be in [0, 1), got {self.holdout}")
+            raise InputError(f"--holdout must be in [0, 1), got {self.holdout}")
         for name in ("batch_size", "updates_per_example", "eval_every", "memory_size"):
             if getattr(self, name) < 1:
-                raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
+                raise InputError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
         Codec("compressed", self.pca_k, self.quant_bits)  # validates k and bits
 
     @property
@@ -87,7 +94,7 @@ class AnytimeConfig:
     def from_dict(cls, d: dict) -> "AnytimeConfig":
         unknown = set(d) - {f.name for f in fields(cls)}
         if unknown:
-            raise ValueError(f"unknown config key(s): {', '.join(sorted(unknown))}")
+            raise InputError(f"unknown config key(s): {', '.join(sorted(unknown))}")
         return cls(**d)
 
 
@@ -96,42 +103,18 @@ class AnytimeConfig:
 def load_original(cfg: AnytimeConfig, device):
     """(clip, preprocess_eval, tokenizer, model name, checkpoint sha256)."""
     path = Path(cfg.checkpoint)
-    if not path.is_file():
-        raise CheckpointError(f"{path}: checkpoint not found")
-    raw = path.read_bytes()
-    try:
-        ckpt = torch.load(io.BytesIO(raw), map_location="cpu", weights_only=False)
-    except Exception as exc:  # noqa: BLE001 - torch raises many kinds for a bad file
-        raise CheckpointError(f"{path}: not a readable torch checkpoint ({type(exc).__name__}: {exc})") from None
-    if isinstance(ckpt, dict) and "model" in ckpt:           # tic-train
-        state, named = ckpt["model"], ckpt.get("model_name")
-    elif isinstance(ckpt, dict) and "state_dict" in ckpt:    # open_clip_train
-        state, named = ckpt["state_dict"], None
-    elif isinstance(ckpt, dict):
-        state, named = ckpt, None
-    else:
-        raise CheckpointError(f"{path}: holds no state dict")
-    state = {k.removeprefix("module."): v for k, v in state.items()}
+    raw, state, named = read_checkpoint(path)
     if cfg.model and named and Path(cfg.model).stem != Path(named).stem:
         raise CheckpointError(f"{path}: a checkpoint of model {named!r}, not {cfg.model!r}")
     name = cfg.model or named
     if not name:
         raise CheckpointError(f"{path}: the checkpoint does not name its model; pass --model")
-    try:
-        clip, _, preprocess_eval, tokenizer = create_model(name, device)
-    except (RunError, RuntimeError) as exc:
-        raise CheckpointError(f"{name}: cannot build the model ({exc})") from None
-    try:
-        load_fitting_state(clip, state, path, name)
-    except RunError as exc:
-        raise CheckpointError(str(exc)) from None
-    return clip.to(device), preprocess_eval, tokenizer, name, hashlib.sha256(raw).hexdigest()
+    clip, preprocess_eval, tokenizer = model_from_checkpoint(path, state, name, device)
+    return clip, preprocess_eval, tokenizer, name, hashlib.sha256(raw).hexdigest()
 
 
 @torch.no_grad()
 def encode_tokens(split: SplitCLIP, preprocess, images: list[bytes], device, batch: int = 256) -> torch.Tensor:
-    from PIL import Image
-
     parts = []
     for i in range(0, len(images), batch):
         x = torch.stack([preprocess(Image.open(io.BytesIO(b)).convert("RGB")) for b in images[i:i + batch]])
@@ -252,13 +235,65 @@ def learn_one(split: SplitCLIP, optimizer, store: ReplayStore | None, predictor:
 
 # ------------------------------------------------------------------ the run
 
+@dataclass
+class Learner:
+    """Everything a run holds: its inputs and models, the held-out set, and the learner's resumable state."""
+    cfg: AnytimeConfig
+    device: torch.device
+    stream: list[Example]
+    held: list[Example]
+    all_labels: list[int]
+    step_map: StepMap                # the TiC time steps
+    split: SplitCLIP
+    preprocess: object
+    text: torch.Tensor               # one unit vector per label
+    predictor: Predictor
+    model_name: str
+    ckpt_sha: str
+    held_labels: np.ndarray
+    held_steps: np.ndarray
+    held_tokens: torch.Tensor
+    z_original_held: torch.Tensor
+    store: ReplayStore
+    optimizer: torch.optim.Optimizer
+    rng: np.random.Generator
+    tuned_acc: ClassAccuracy
+    original_acc: ClassAccuracy
+    seen: set = field(default_factory=set)
+    position: int = 0
+    curves: list = field(default_factory=list)
+    latencies: list = field(default_factory=list)
+    matrix: dict = field(default_factory=dict)
+
+    @property
+    def out(self) -> Path:
+        return Path(self.cfg.out)
+
+    @property
+    def steps(self) -> list[str]:
+        return list(self.step_map.labels)
+
+    @property
+    def ocw_state(self):
+        return self.tuned_acc, self.original_acc, self.seen
+
+
 def run(cfg: AnytimeConfig, log=print) -> dict:
+    r = setup(cfg, log)
+    resume(r, log)
+    if r.position == 0 and not r.curves:
+        evaluate_point(r, 0, r.predictor.logits(r.held_tokens, tuned=True))
+    t_start = time.perf_counter()
+    learn_stream(r)
+    return finish(r, time.perf_counter() - t_start, log)
+
+
+def setup(cfg: AnytimeConfig, log) -> Learner:
+    """Data, labels, the models and the held-out set's tokens; the output directory is claimed only once
+    every input has been read, so bad input leaves nothing behind."""
     device = torch.device("cuda" if (cfg.device == "cuda" or (cfg.device == "auto" and torch.cuda.is_available()))
                           else "cpu")
-    out = Path(cfg.out)
     torch.manual_seed(cfg.seed)
-
-    # ---------------- data, labels, models
     examples = load_examples(cfg.data, cfg.label_key)
     stream, held = split_and_order(examples, cfg.holdout, cfg.seed)
     if cfg.max_examples:
@@ -273,130 +308,146 @@ def run(cfg: AnytimeConfig, log=print) -> dict:
         text = torch.from_numpy(class_embeddings(clip, tokenizer, [{"prompts": prompts[y]} for y in all_labels],
                                                  device, 256, contextlib.nullcontext)).to(device)
     predictor = Predictor(split, text, all_labels, cfg)
-    _claim(out, cfg)  # only once every input has been read: bad input leaves nothing behind
-    steps = step_labels(cfg.data, [e.year for e in examples])
-    held_labels = np.array([e.label for e in held])
-    held_steps = np.array([step_of(e.year, steps) for e in held])
+    _claim(Path(cfg.out), cfg)
+    step_map = stream_steps(cfg.data, [e.year for e in examples])
     held_tokens = encode_tokens(split, preprocess, [e.image for e in held], device)
-    z_original_held = predictor.logits(held_tokens, tuned=False)
+    r = Learner(cfg, device, stream, held, all_labels, step_map, split, preprocess, text, predictor,
+                model_name, ckpt_sha, np.array([e.label for e in held]),
+                np.array([step_of(step_map, e.year) for e in held]), held_tokens,
+                predictor.logits(held_tokens, tuned=False), *_new_learner(cfg, split))
     log(f"[anytime] {len(stream)} stream / {len(held)} held-out examples, {len(all_labels)} labels, "
-        f"steps {steps[0]}..{steps[-1]}, model {model_name}, replay {cfg.replay}, device {device}")
+        f"steps {r.steps[0]}..{r.steps[-1]}, model {model_name}, replay {cfg.replay}, device {device}")
+    return r
 
+
+def _new_learner(cfg: AnytimeConfig, split: SplitCLIP):
+    """(replay store, optimizer, generator, tuned and original OCW estimates) at the start of the stream."""
     codec = Codec(cfg.replay if cfg.replay != "none" else "raw", cfg.pca_k, cfg.quant_bits)
-    store = ReplayStore(codec, cfg.memory_size)
     params = list(split.tuned_block.parameters()) + ([split.other_bias] if cfg.other_loss else [])
-    optimizer = make_optimizer(params, cfg)
-    rng = np.random.default_rng(cfg.seed)
-    tuned_acc, original_acc = ClassAccuracy(cfg.eta), ClassAccuracy(cfg.eta)
-    seen: set[int] = set()
-    position, curves, latencies, matrix = 0, [], [], {}
+    return (ReplayStore(codec, cfg.memory_size), make_optimizer(params, cfg), np.random.default_rng(cfg.seed),
+            ClassAccuracy(cfg.eta), ClassAccuracy(cfg.eta))
 
-    # ---------------- resume
-    state_path, store_path = out / "state.pt", out / "replay.bin"
-    if state_path.is_file():
-        st = torch.load(state_path, map_location="cpu", weights_only=False)
-        if st["checkpoint_sha256"] != ckpt_sha:
-            raise CheckpointError(f"{cfg.checkpoint}: not the checkpoint this run started from "
-                                  f"({state_path} was made with another)")
-        if cfg.replay != "none":
-            _finish_interrupted_save(store_path, st["replay_sha256"], log)
-            if not store_path.is_file():
-                raise ReplayStoreError(f"{store_path}: missing, but {state_path} expects it")
-            store, sha = ReplayStore.load(store_path)
-            if sha != st["replay_sha256"]:
-                raise ReplayStoreError(f"{store_path}: not the replay store {state_path} was saved with")
-        split.load_trainable_state(st["trainable"])
-        optimizer.load_state_dict(st["optimizer"])
-        rng.bit_generator.state = st["rng"]
-        tuned_acc, original_acc = ClassAccuracy.from_state(st["tuned_acc"]), ClassAccuracy.from_state(st["original_acc"])
-        seen, position, curves = set(st["seen"]), st["position"], st["curves"]
-        latencies, matrix = st["latencies"], st["matrix"]
-        log(f"[anytime] resumed at example {position} of {len(stream)}")
 
-    # z_t: the tuned model's held-out logits at this position (a step end is often a curve point too)
-    def evaluate_point(n_seen_examples: int, z_t: torch.Tensor) -> None:
-        res = score(predictor, z_t, z_original_held, held_labels, seen, all_labels, (tuned_acc, original_acc, seen))
-        for name, r in res.items():
-            curves.append({"examples": n_seen_examples, "predictor": name, "seen_classes": len(seen), **r})
+def resume(r: Learner, log) -> None:
+    """The state of the last save (and its replay store), when the run directory holds one."""
+    state_path, store_path = r.out / "state.pt", r.out / "replay.bin"
+    if not state_path.is_file():
+        return
+    st = torch.load(state_path, map_location="cpu", weights_only=False)
+    if st["checkpoint_sha256"] != r.ckpt_sha:
+        raise CheckpointError(f"{r.cfg.checkpoint}: not the checkpoint this run started from "
+                              f"({state_path} was made with another)")
+    if r.cfg.replay != "none":
+        _finish_interrupted_save(store_path, st["replay_sha256"], log)
+        if not store_path.is_file():
+            raise ReplayStoreError(f"{store_path}: missing, but {state_path} expects it")
+        r.store, sha = ReplayStore.load(store_path)
+        if sha != st["replay_sha256"]:
+            raise ReplayStoreError(f"{store_path}: not the replay store {state_path} was saved with")
+    r.split.load_trainable_state(st["trainable"])
+    r.optimizer.load_state_dict(st["optimizer"])
+    r.rng.bit_generator.state = st["rng"]
+    r.tuned_acc = ClassAccuracy.from_state(st["tuned_acc"])
+    r.original_acc = ClassAccuracy.from_state(st["original_acc"])
+    r.seen, r.position, r.curves = set(st["seen"]), st["position"], st["curves"]
+    r.latencies, r.matrix = st["latencies"], st["matrix"]
+    log(f"[anytime] resumed at example {r.position} of {len(r.stream)}")
 
-    def evaluate_step(step: str, z_t: torch.Tensor) -> None:
-        cols = predictor.columns(all_labels)
-        probs = predictor.probabilities(z_t, z_original_held, cols, (tuned_acc, original_acc, seen))
-        row = {}
-        for name, p in probs.items():
-            correct = predictor.labels[cols][p.argmax(axis=1)] == held_labels
-            row[name] = [100 * float(correct[held_steps == s].mean()) if (held_steps == s).any() else float("nan")
-                         for s in steps]
-        matrix[step] = row
 
-    def save() -> None:
-        # store first (as replay.next.bin), then the state naming its sha256, then the store takes its
-        # place: a crash at any point leaves a state and a store that belong together
-        next_path = store_path.with_name(NEXT_STORE)
-        replay_sha = store.save(next_path) if cfg.replay != "none" else None
-        tmp = state_path.with_name(".state.pt.tmp")
-        torch.save({"checkpoint_sha256": ckpt_sha, "replay_sha256": replay_sha, "trainable": split.trainable_state(),
-                    "optimizer": optimizer.state_dict(), "rng": rng.bit_generator.state,
-                    "tuned_acc": tuned_acc.state(), "original_acc": original_acc.state(), "seen": sorted(seen),
-                    "position": position, "curves": curves, "latencies": latencies, "matrix": matrix}, tmp)
-        tmp.replace(state_path)
-        if replay_sha:
-            next_path.replace(store_path)
+def evaluate_point(r: Learner, n_seen_examples: int, z_t: torch.Tensor) -> None:
+    """A point of the anytime curves; z_t: the tuned model's held-out logits at this position."""
+    res = score(r.predictor, z_t, r.z_original_held, r.held_labels, r.seen, r.all_labels, r.ocw_state)
+    for name, row in res.items():
+        r.curves.append({"examples": n_seen_examples, "predictor": name, "seen_classes": len(r.seen), **row})
 
-    if position == 0 and not curves:
-        evaluate_point(0, predictor.logits(held_tokens, tuned=True))
 
-    # ---------------- the stream
+def evaluate_step(r: Learner, step: str, z_t: torch.Tensor) -> None:
+    """Step `step`'s row of the T x T matrix: every step's held-out examples over the full label set."""
+    cols = r.predictor.columns(r.all_labels)
+    probs = r.predictor.probabilities(z_t, r.z_original_held, cols, r.ocw_state)
+    row = {}
+    for name, p in probs.items():
+        correct = r.predictor.labels[cols][p.argmax(axis=1)] == r.held_labels
+        row[name] = [100 * float(correct[r.held_steps == s].mean()) if (r.held_steps == s).any() else float("nan")
+                     for s in r.steps]
+    r.matrix[step] = row
+
+
+def save(r: Learner) -> None:
+    """Store first (as replay.next.bin), then the state naming its sha256, then the store takes its place:
+    a crash at any point leaves a state and a store that belong together."""
+    state_path, store_path = r.out / "state.pt", r.out / "replay.bin"
+    next_path = store_path.with_name(NEXT_STORE)
+    replay_sha = r.store.save(next_path) if r.cfg.replay != "none" else None
+    with atomic_file(state_path) as tmp:
+        torch.save({"checkpoint_sha256": r.ckpt_sha, "replay_sha256": replay_sha,
+                    "trainable": r.split.trainable_state(), "optimizer": r.optimizer.state_dict(),
+                    "rng": r.rng.bit_generator.state, "tuned_acc": r.tuned_acc.state(),
+                    "original_acc": r.original_acc.state(), "seen": sorted(r.seen), "position": r.position,
+                    "curves": r.curves, "latencies": r.latencies, "matrix": r.matrix}, tmp)
+    if replay_sha:
+        next_path.replace(store_path)
+
+
+def learn_stream(r: Learner) -> None:
+    """Predict, then learn each example of the stream in order; score and save at curve points and step ends."""
     chunk_tokens, chunk_start = None, -1
-    t_start = time.perf_counter()
-    while position < len(stream):
-        if chunk_tokens is None or position >= chunk_start + len(chunk_tokens):
+    while r.position < len(r.stream):
+        if chunk_tokens is None or r.position >= chunk_start + len(chunk_tokens):
             # chunks start at multiples of CHUNK, so a resumed run encodes exactly the batches the first did
-            chunk_start = position - position % CHUNK
-            chunk_tokens = encode_tokens(split, preprocess, [e.image for e in stream[chunk_start:chunk_start + CHUNK]],
-                                         device, batch=CHUNK)
-        example = stream[position]
-        x = chunk_tokens[position - chunk_start:position - chunk_start + 1]
-        y = example.label
-
-        # predict first: that is what the OCW estimates measure
-        cands = sorted(seen | {y})
-        cols = predictor.columns(cands)
-        with torch.no_grad():
-            pred_t = cands[int((predictor.logits(x, True)[:, cols]).argmax())]
-            pred_o = cands[int((predictor.logits(x, False)[:, cols]).argmax())]
-        tuned_acc.update(y, pred_t == y)
-        original_acc.update(y, pred_o == y)
-        seen.add(y)
-
+            chunk_start = r.position - r.position % CHUNK
+            chunk_tokens = encode_tokens(r.split, r.preprocess,
+                                         [e.image for e in r.stream[chunk_start:chunk_start + CHUNK]],
+                                         r.device, batch=CHUNK)
+        example = r.stream[r.position]
+        x = chunk_tokens[r.position - chunk_start:r.position - chunk_start + 1]
+        observe(r, x, example.label)
         t0 = time.perf_counter()
-        learn_one(split, optimizer, store if cfg.replay != "none" else None, predictor, text, x, y, seen, cfg, rng)
-        if device.type == "cuda":
+        learn_one(r.split, r.optimizer, r.store if r.cfg.replay != "none" else None, r.predictor, r.text, x,
+                  example.label, r.seen, r.cfg, r.rng)
+        if r.device.type == "cuda":
             torch.cuda.synchronize()
-        latencies.append(1000 * (time.perf_counter() - t0))
+        r.latencies.append(1000 * (time.perf_counter() - t0))
+        r.position += 1
+        after_example(r, example)
 
-        position += 1
-        step = step_of(example.year, steps)
-        step_ends = position == len(stream) or step_of(stream[position].year, steps) != step
-        curve_point = position % cfg.eval_every == 0 or position == len(stream)
-        if curve_point or step_ends:
-            z_t = predictor.logits(held_tokens, tuned=True)
-            if curve_point:
-                evaluate_point(position, z_t)
-            if step_ends:
-                evaluate_step(step, z_t)
-        if step_ends or position % cfg.eval_every == 0:
-            save()
-    seconds = time.perf_counter() - t_start
 
-    # ---------------- outputs
-    metrics = _write_outputs(out, cfg, curves, matrix, steps, latencies, store, held_tokens, model_name, seconds,
-                             len(stream), len(held))
-    final = {p: next(r for r in reversed(curves) if r["predictor"] == p) for p in cfg.predictors}
-    log(f"[anytime] {len(stream)} examples in {seconds:.1f} s; update latency median "
+def observe(r: Learner, x: torch.Tensor, y: int) -> None:
+    """Predict first, over the labels seen so far and y: that is what the OCW estimates measure."""
+    cands = sorted(r.seen | {y})
+    cols = r.predictor.columns(cands)
+    with torch.no_grad():
+        pred_t = cands[int((r.predictor.logits(x, True)[:, cols]).argmax())]
+        pred_o = cands[int((r.predictor.logits(x, False)[:, cols]).argmax())]
+    r.tuned_acc.update(y, pred_t == y)
+    r.original_acc.update(y, pred_o == y)
+    r.seen.add(y)
+
+
+def after_example(r: Learner, example: Example) -> None:
+    """At a curve point and at the end of a step (the next example is in another step): score, then save."""
+    step = step_of(r.step_map, example.year)
+    step_ends = r.position == len(r.stream) or step_of(r.step_map, r.stream[r.position].year) != step
+    curve_point = r.position % r.cfg.eval_every == 0 or r.position == len(r.stream)
+    if curve_point or step_ends:
+        z_t = r.predictor.logits(r.held_tokens, tuned=True)
+        if curve_point:
+            evaluate_point(r, r.position, z_t)
+        if step_ends:
+            evaluate_step(r, step, z_t)
+    if step_ends or r.position % r.cfg.eval_every == 0:
+        save(r)
+
+
+def finish(r: Learner, seconds: float, log) -> dict:
+    cfg = r.cfg
+    metrics = _write_outputs(r.out, cfg, r.curves, r.matrix, r.steps, r.latencies, r.store, r.held_tokens,
+                             r.model_name, seconds, len(r.stream), len(r.held))
+    final = {p: next(row for row in reversed(r.curves) if row["predictor"] == p) for p in cfg.predictors}
+    log(f"[anytime] {len(r.stream)} examples in {seconds:.1f} s; update latency median "
         f"{metrics['latency_ms']['median']:.1f} ms (p95 {metrics['latency_ms']['p95']:.1f}); "
         + "; ".join(f"{p} seen {final[p]['acc_seen']:.1f} / all {final[p]['acc_all']:.1f}" for p in cfg.predictors)
-        + f"; memory {metrics['memory']['bytes_per_example']} B/example; outputs in {out}")
+        + f"; memory {metrics['memory']['bytes_per_example']} B/example; outputs in {r.out}")
     return metrics
 
 
@@ -426,7 +477,7 @@ def _claim(out: Path, cfg: AnytimeConfig) -> None:
         return
     if any(out.iterdir()):
         raise AnytimeError(f"{out}: not empty and not an anytime run directory")
-    atomic_write(cfg_path, json.dumps(cfg.to_json(), indent=1) + "\n")
+    write_json(cfg_path, cfg.to_json())
 
 
 def auc(xs: list[float], ys: list[float]) -> float:
@@ -440,15 +491,11 @@ def auc(xs: list[float], ys: list[float]) -> float:
 
 def _write_outputs(out: Path, cfg, curves, matrix, steps, latencies, store, held_tokens, model_name, seconds,
                    n_stream, n_held) -> dict:
-    import csv
-
-    tmp = out / ".curves.csv.tmp"
-    with open(tmp, "w", newline="") as fh:
+    with atomic_file(out / "curves.csv") as tmp, open(tmp, "w", newline="") as fh:
         w = csv.DictWriter(fh, ["examples", "predictor", "seen_classes", "acc_seen", "acc_all", "acc_unseen"])
         w.writeheader()
         for r in curves:
             w.writerow({k: (f"{v:.4f}" if isinstance(v, float) else v) for k, v in r.items()})
-    tmp.replace(out / "curves.csv")
     rows = [s for s in steps if s in matrix]
     summaries = {}
     for p in cfg.predictors:
@@ -475,18 +522,13 @@ def _write_outputs(out: Path, cfg, curves, matrix, steps, latencies, store, held
                        "mean": float(lat.mean()), "updates": len(latencies), "batch_size": cfg.batch_size},
         "config": cfg.to_json(),
     }
-    atomic_write(out / "metrics.json", json.dumps(metrics, indent=1) + "\n")
+    write_json(out / "metrics.json", metrics)
     plot_curves(out / "curves.png", {p: [r for r in curves if r["predictor"] == p] for p in cfg.predictors})
     return metrics
 
 
 def plot_curves(path: Path, series: dict[str, list[dict]]) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    fig, axes = pyplot().subplots(1, 2, figsize=(11, 4))
     for ax, key, title in ((axes[0], "acc_seen", "held-out, labels seen so far"),
                            (axes[1], "acc_all", "held-out, full label set")):
         for name, rows in series.items():
@@ -497,7 +539,4 @@ def plot_curves(path: Path, series: dict[str, list[dict]]) -> None:
         ax.grid(alpha=0.3)
     axes[1].legend(fontsize=8)
     fig.tight_layout()
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    tmp.replace(path)
+    save_figure(fig, path)

@@ -12,10 +12,13 @@ import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from ticcore.errors import UserError
+from ticcore.steps import STEPS_FILE, StepMap, StepScheme, read_steps
+
 from ..data import tar_samples
 
 
-class StreamError(ValueError):
+class StreamError(UserError):
     pass
 
 
@@ -80,22 +83,21 @@ def split_and_order(examples: list[Example], holdout: float, seed: int) -> tuple
     return stream, sorted(held, key=lambda e: (e.year, e.uid))
 
 
-def step_labels(data: str | Path, years: list[str]) -> list[str]:
-    """The TiC time steps: those of the shard stage (steps.json) when present, else one per year."""
-    steps_json = Path(data) / "steps.json"
-    if steps_json.is_file():
-        doc = json.loads(steps_json.read_text())
-        pools = [p for p in doc.values() if isinstance(p, list) and p]
-        if pools:
-            return [str(s["step"]) for s in pools[0]]
-    return sorted(set(years))
+def stream_steps(data: str | Path, years: list[str]) -> StepMap:
+    """The TiC time steps: the map of the shard stage (steps.json) for a tic-shards output; for a directory
+    of labelled tars (no steps.json), one step per year the examples hold, through ticcore.steps' rule."""
+    if (Path(data) / STEPS_FILE).is_file():
+        return read_steps(data)[0]
+    labels = sorted({y for y in years if y})
+    if not labels:
+        raise StreamError(f"{data}: no example has a year (first_seen_month or year in its .json)")
+    return StepMap.build(StepScheme(start_year=int(labels[0][:4])), labels, years=labels)
 
 
-def step_of(year: str, labels: list[str]) -> str:
-    """Years up to the first step fold into it (2014-2016 -> 2016); later years are their own step, or
-    the latest step not after them."""
-    earlier = [s for s in labels if s <= year]
-    return earlier[-1] if earlier else labels[0]
+def step_of(step_map: StepMap, year: str) -> str:
+    """The step an example of `year` belongs to. The map sends a year after its last step to no step; the
+    stream keeps such examples in the last step (as it did before the map), so none is dropped."""
+    return step_map.step_of_year(year) or step_map.labels[-1]
 
 
 def load_classes(path: str | Path, labels: set[int]) -> dict[int, list[str]]:
