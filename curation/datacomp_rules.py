@@ -161,14 +161,16 @@ def link_rows(links: list[tuple[str, str | None]], base: str, page_url: str, tai
             rows.append((page_url, url, alt, *tail))
         elif (url := absolute_url(url, base)) is not None:
             rows.append((page_url, url, alt, *tail))
-    if links:
-        stats["images.input"] += len(links)
-        if rows:
-            stats["images.kept"] += len(rows)
-        if no_alt:
-            stats["images.dropped.no_alt"] += no_alt
-        if empty_alt:
-            stats["images.dropped.empty_alt"] += empty_alt
-        if len(links) - no_alt - empty_alt - len(rows):
-            stats["images.dropped.not_http_url"] += len(links) - no_alt - empty_alt - len(rows)
+    count_links(stats, len(links), no_alt, empty_alt, len(rows))
     return rows
+
+
+def count_links(stats, n_links: int, no_alt: int, empty_alt: int, kept: int) -> None:
+    """The `images` stage's counts for a page's IMG@/src links (the rest were not http(s) URLs)."""
+    if not n_links:
+        return
+    stats["images.input"] += n_links
+    for key, n in (("images.kept", kept), ("images.dropped.no_alt", no_alt), ("images.dropped.empty_alt", empty_alt),
+                   ("images.dropped.not_http_url", n_links - no_alt - empty_alt - kept)):
+        if n:  # only the outcomes that happened, as the other stages count
+            stats[key] += n

@@ -36,7 +36,7 @@ import json
 import re
 from typing import Iterator
 
-from curation.datacomp_rules import absolute_url, page_base
+from curation.datacomp_rules import absolute_url, count_links, page_base
 from curation.warc_reader import _GZIP_MAGIC, ExtractStats, _gzip_members, looks_like_warc, parse_warc_date
 
 SNAPSHOT_RE = re.compile(r"CC-MAIN-\d{4}-\d{2}")
@@ -152,18 +152,7 @@ def record_rows(member: bytes, start: int, snapshot: str | None, stats: ExtractS
             if url is None:
                 continue
         rows.append((page_url, url, alt, crawl_time, snapshot, warc_file, offset))
-    if not n_links:
-        return rows
-    stats["images.input"] += n_links
-    if rows:
-        stats["images.kept"] += len(rows)
-    if no_alt:
-        stats["images.dropped.no_alt"] += no_alt
-    if empty_alt:
-        stats["images.dropped.empty_alt"] += empty_alt
-    not_http = n_links - no_alt - empty_alt - len(rows)
-    if not_http:
-        stats["images.dropped.not_http_url"] += not_http
+    count_links(stats, n_links, no_alt, empty_alt, len(rows))
     return rows
 
 

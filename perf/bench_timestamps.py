@@ -31,6 +31,8 @@ WARMUP_RUNS = 6  # Spark joins before the timed ones (see bench_join)
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from perf.worlds import bench_world  # noqa: E402
+
 
 def cpu_time() -> float:
     t = os.times()
@@ -275,15 +277,9 @@ def main() -> None:
     p.add_argument("--skip-extract", action="store_true")
     args = p.parse_args()
     if not args.skip_extract:
-        from sample_web.generate import generate
-        from sample_web.world import SampleWebConfig
-
         tmp = Path(tempfile.mkdtemp(prefix="bench-extract-"))
         try:
-            world = tmp / "world"
-            # No damaged members: fastwarc and warcio stop at the first one, which would flatter them.
-            generate(SampleWebConfig(out=world, pairs=args.pairs, seed=3, corrupt_record_rate=0.0, big_page=False),
-                     progress=False, log=lambda *_: None)
+            world = bench_world(tmp / "world", args.pairs)
             paths = [str(world / line) for line in (world / "warc.manifest").read_text().split()]
             bench_extraction("the sample web", paths)
         finally:

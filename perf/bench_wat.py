@@ -30,6 +30,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from perf.bench_timestamps import floor as warc_floor  # noqa: E402 - fastwarc + selectolax
+from perf.worlds import bench_world  # noqa: E402
 
 ROUNDS = 5
 # Assumptions for the projection, from Common Crawl's published per-crawl statistics (a 2023-2024
@@ -130,15 +131,9 @@ def main() -> None:
     p.add_argument("--pairs", type=int, default=20_000, help="sample-web size")
     p.add_argument("--rounds", type=int, default=ROUNDS)
     args = p.parse_args()
-    from sample_web.generate import generate
-    from sample_web.world import SampleWebConfig
-
     tmp = Path(tempfile.mkdtemp(prefix="bench-wat-"))
     try:
-        world = tmp / "world"
-        # No damaged members: FastWARC stops at the first one, which would flatter the floors.
-        generate(SampleWebConfig(out=world, pairs=args.pairs, seed=3, corrupt_record_rate=0.0, big_page=False),
-                 progress=False, log=lambda *_: None)
+        world = bench_world(tmp / "world", args.pairs)
         wats = [str(world / line) for line in (world / "wat.manifest").read_text().split()]
         warcs = [str(world / line) for line in (world / "warc.manifest").read_text().split()]
         print(f"JSON parser of the WAT floor: {JSON_NAME}")

@@ -16,6 +16,14 @@ spark-submit --master 'local[*]' --driver-memory 4g --conf spark.log.level=ERROR
   curation/timestamp_join.py "$OUT/world/warc.manifest" "$OUT/world/metadata" "$OUT/timestamps" 2> "$OUT/timestamp_join.log" \
   || { tail -20 "$OUT/timestamp_join.log" >&2; exit 1; }
 test -f "$OUT/timestamps/stats.json" || { echo "[demo] the timestamp join failed" >&2; exit 1; }
+echo "[demo] 2b/10 the same pairs from Common Crawl-style WAT files (tic-extract --input-format wat), and what the html5 rules miss"
+tic-extract "$OUT/world/wat.manifest" "$OUT/extract-wat" --input-format wat 2> "$OUT/extract-wat.log" \
+  || { tail -20 "$OUT/extract-wat.log" >&2; exit 1; }
+tic-extract "$OUT/world/warc.manifest" "$OUT/extract-html5" --pair-rules html5 2> "$OUT/extract-html5.log" \
+  || { tail -20 "$OUT/extract-html5.log" >&2; exit 1; }
+tic-sql sql/pair_rules.sql --var metadata="$OUT/world/metadata/*.parquet" \
+  --var datacomp="$OUT/extract-wat/candidates.parquet" --var html5="$OUT/extract-html5/candidates.parquet" \
+  --run pool_rows_by_pair_rules --run rule_dependent_examples
 echo "[demo] 3/10 DuckDB over the first-seen table (sql/timestamps.sql)"
 tic-sql sql/timestamps.sql --var root="$OUT/timestamps" \
   --run pairs_per_year --run single_snapshot_share --run unmatched_by_reason

@@ -107,7 +107,7 @@ def test_bad_input_is_refused(tmp_path):
 def test_image_shift_from_a_tic_train_checkpoint_over_the_shards(splits, shards_dir, tmp_path):
     import torch
 
-    from training.trainer import create_model
+    from training.models import create_model
 
     model = create_model("tic-tiny", "cpu")[0]
     ckpt = tmp_path / "step.pt"

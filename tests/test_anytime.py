@@ -19,7 +19,6 @@ from training.anytime.replay import Codec, ReplayStore, ReplayStoreError, dequan
 from training.anytime.run import AnytimeConfig, AnytimeError, Predictor, auc, run
 
 from .conftest import REPO
-from .test_training import with_step_map
 
 QUIET = lambda *_: None  # noqa: E731
 
@@ -249,31 +248,25 @@ def test_a_label_outside_the_candidates_is_answered_with_other():
 # ------------------------------------------------------------------ a short stream on the test world
 
 @pytest.fixture(scope="module")
-def tic_shards(shards_dir, tmp_path_factory):
-    """The test world's shards with steps.json in the step-map layout (see tests/test_training.py)."""
-    return with_step_map(shards_dir, tmp_path_factory.mktemp("anytime-step-map") / "shards")
-
-
-@pytest.fixture(scope="module")
-def original_checkpoint(tic_shards, tmp_path_factory):
+def original_checkpoint(shards_dir, tmp_path_factory):
     """The original model: tic-train's checkpoint after the first time step."""
     from training.config import TrainConfig
     from training.trainer import run as train
 
     out = tmp_path_factory.mktemp("anytime-original") / "run"
-    train(TrainConfig(data=str(tic_shards), out=str(out), method="sequential", pool="basic", max_steps=1,
+    train(TrainConfig(data=str(shards_dir), out=str(out), method="sequential", pool="basic", max_steps=1,
                       budget_samples=1024, batch_size=32, lr=1e-3, warmup=4, workers=0, checkpoint_every=0),
           log=QUIET)
     return next((out / "checkpoints").glob("step_*.pt"))
 
 
-def _acfg(tic_shards, ckpt, out, **kw) -> AnytimeConfig:
-    base = dict(data=str(tic_shards), checkpoint=str(ckpt), out=str(out), lr=1e-3, eval_every=40, holdout=0.3)
+def _acfg(shards_dir, ckpt, out, **kw) -> AnytimeConfig:
+    base = dict(data=str(shards_dir), checkpoint=str(ckpt), out=str(out), lr=1e-3, eval_every=40, holdout=0.3)
     return AnytimeConfig(**{**base, **kw})
 
 
 @pytest.fixture(scope="module")
-def labelled_stream(tic_shards, tmp_path_factory):
+def labelled_stream(shards_dir, tmp_path_factory):
     """A labelled stream drawn with the sample web's own renderer: 8 ImageNet concepts over 2016-2022, each
     picture in its year's look, with random colours and scenes; the later classes join later, so the early
     curve points have unseen classes. Eight classes with ~40 examples each give the tuned block something it
@@ -286,7 +279,7 @@ def labelled_stream(tic_shards, tmp_path_factory):
     from sample_web.vocabulary import ALL_CONCEPTS, COLORS, SCENES
 
     out = tmp_path_factory.mktemp("labelled-stream")
-    by_wnid = {c["wnid"]: c["class_id"] for c in json.loads((tic_shards / "net_classes.json").read_text())["classes"]}
+    by_wnid = {c["wnid"]: c["class_id"] for c in json.loads((shards_dir / "net_classes.json").read_text())["classes"]}
     concepts = [(i, c) for i, c in enumerate(ALL_CONCEPTS) if c.wnid in by_wnid][:8]
     rng = np.random.default_rng(0)
     for year in range(2016, 2023):
@@ -308,8 +301,8 @@ def labelled_stream(tic_shards, tmp_path_factory):
 
 
 @pytest.mark.slow
-def test_a_short_stream_ocw_beats_either_model_alone(tic_shards, labelled_stream, original_checkpoint, tmp_path):
-    cfg = _acfg(labelled_stream, original_checkpoint, tmp_path / "a", classes=str(tic_shards / "net_classes.json"),
+def test_a_short_stream_ocw_beats_either_model_alone(shards_dir, labelled_stream, original_checkpoint, tmp_path):
+    cfg = _acfg(labelled_stream, original_checkpoint, tmp_path / "a", classes=str(shards_dir / "net_classes.json"),
                 eval_every=56)
     m = run(cfg, log=QUIET)
     out = tmp_path / "a"
@@ -359,9 +352,9 @@ def test_a_short_stream_ocw_beats_either_model_alone(tic_shards, labelled_stream
 
 
 @pytest.mark.slow
-def test_an_interrupted_stream_resumes_to_the_same_curves(tic_shards, original_checkpoint, tmp_path, monkeypatch):
+def test_an_interrupted_stream_resumes_to_the_same_curves(shards_dir, original_checkpoint, tmp_path, monkeypatch):
     # the first 100 examples: saves at every 25th and at step ends, so the third save is mid-stream
-    straight = run(_acfg(tic_shards, original_checkpoint, tmp_path / "straight", eval_every=25, max_examples=100),
+    straight = run(_acfg(shards_dir, original_checkpoint, tmp_path / "straight", eval_every=25, max_examples=100),
                    log=QUIET)
     saves = {"n": 0}
     real_save = ReplayStore.save
@@ -372,7 +365,7 @@ def test_an_interrupted_stream_resumes_to_the_same_curves(tic_shards, original_c
             raise KeyboardInterrupt("stopped mid-stream")
         return real_save(self, path)
 
-    cfg = _acfg(tic_shards, original_checkpoint, tmp_path / "cut", eval_every=25, max_examples=100)
+    cfg = _acfg(shards_dir, original_checkpoint, tmp_path / "cut", eval_every=25, max_examples=100)
     monkeypatch.setattr(ReplayStore, "save", failing_save)
     with pytest.raises(KeyboardInterrupt):
         run(cfg, log=QUIET)
@@ -391,7 +384,7 @@ def test_an_interrupted_stream_resumes_to_the_same_curves(tic_shards, original_c
         run(cfg, log=QUIET)
 
 
-def test_bad_input_to_tic_train_anytime(tic_shards, original_checkpoint, tmp_path, capsys):
+def test_bad_input_to_tic_train_anytime(shards_dir, original_checkpoint, tmp_path, capsys):
     from training.cli import main
 
     def cli(*args):  # in-process (a subprocess pays ~6 s of imports per call); the first one is a real process
@@ -400,7 +393,7 @@ def test_bad_input_to_tic_train_anytime(tic_shards, original_checkpoint, tmp_pat
         err = capsys.readouterr().err.strip()
         return code, err.splitlines()[-1] if err else ""
 
-    base = ["--data", str(tic_shards), "--out", str(tmp_path / "r")]
+    base = ["--data", str(shards_dir), "--out", str(tmp_path / "r")]
     p = subprocess.run([sys.executable, "-m", "training.cli", "anytime", *base, "--checkpoint", str(tmp_path / "none.pt")],
                        capture_output=True, text=True, cwd=REPO, env={**__import__("os").environ, "HF_HUB_OFFLINE": "1"})
     assert p.returncode == 2 and "none.pt: checkpoint not found" in p.stderr.strip().splitlines()[-1]
@@ -419,4 +412,4 @@ def test_bad_input_to_tic_train_anytime(tic_shards, original_checkpoint, tmp_pat
     assert code == 2 and "no labelled shards" in err
     assert not (tmp_path / "r").exists() and not (tmp_path / "r2").exists()  # bad input writes nothing
     with pytest.raises(CheckpointError):
-        run(_acfg(tic_shards, tmp_path / "cut.pt", tmp_path / "r3"), log=QUIET)
+        run(_acfg(shards_dir, tmp_path / "cut.pt", tmp_path / "r3"), log=QUIET)

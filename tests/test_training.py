@@ -103,40 +103,16 @@ def test_schedule_shapes():
 
 # ------------------------------------------------------------------ runs on the test world
 
-def with_step_map(src: Path, dst: Path) -> Path:
-    """A copy of a tic-shards output whose steps.json is in the step-map layout ticcore.steps reads.
-
-    Until `tic-shards reshard` writes that layout itself (issue 22), the old {pool: [steps]} file is rewritten
-    here, through ticcore.steps' own rule; a file already in the new layout is copied unchanged."""
-    import shutil
-
-    from ticcore.steps import StepMap, StepScheme, steps_document
-
-    shutil.copytree(src, dst)
-    doc = json.loads((dst / "steps.json").read_text())
-    if "year_to_step" not in doc:
-        labels = [e["step"] for e in next(iter(doc.values()))]
-        years = {d.name for d in (dst / "eval").glob("*/*") if d.is_dir()} | set(map(str, range(2010, 2031)))
-        step_map = StepMap.build(StepScheme(), labels, years=years)
-        (dst / "steps.json").write_text(json.dumps(steps_document(step_map, doc), indent=1) + "\n")
-    return dst
-
-
-@pytest.fixture(scope="module")
-def tic_shards(shards_dir, tmp_path_factory) -> Path:
-    return with_step_map(shards_dir, tmp_path_factory.mktemp("step-map") / "shards")
-
-
-def _cfg(tic_shards, out, **kw) -> TrainConfig:
-    base = dict(data=str(tic_shards), out=str(out), method="sequential", pool="unfiltered", budget_samples=192,
+def _cfg(shards_dir, out, **kw) -> TrainConfig:
+    base = dict(data=str(shards_dir), out=str(out), method="sequential", pool="unfiltered", budget_samples=192,
                 batch_size=16, warmup=2, workers=0, max_steps=2, deterministic=True, checkpoint_every=2,
                 eval_batch_size=64)
     base.update(kw)
     return TrainConfig(**base)
 
 
-def test_a_run_writes_its_outputs(tic_shards, tmp_path):
-    cfg = _cfg(tic_shards, tmp_path / "run", method="cumulative-exp", max_steps=3, budget_samples=288)
+def test_a_run_writes_its_outputs(shards_dir, tmp_path):
+    cfg = _cfg(shards_dir, tmp_path / "run", method="cumulative-exp", max_steps=3, budget_samples=288)
     m = run(cfg, log=QUIET)
     out = tmp_path / "run"
     for name in ("config.json", "metrics.json", "ledger.json", "matrix_retrieval.csv", "heatmap_retrieval.png",
@@ -163,22 +139,22 @@ def test_a_run_writes_its_outputs(tic_shards, tmp_path):
     assert report.returncode == 0 and "| cumulative-exp |" in (tmp_path / "r.md").read_text()
 
 
-def test_over_budget_methods_are_marked_and_patching_picks_an_alpha(tic_shards, tmp_path):
-    oracle = run(_cfg(tic_shards, tmp_path / "oracle", method="oracle"), log=QUIET)
+def test_over_budget_methods_are_marked_and_patching_picks_an_alpha(shards_dir, tmp_path):
+    oracle = run(_cfg(shards_dir, tmp_path / "oracle", method="oracle"), log=QUIET)
     assert oracle["over_budget"] and oracle["total_macs"] == pytest.approx(3 * oracle["per_step_budget_macs"], rel=0.05)
-    lwf = run(_cfg(tic_shards, tmp_path / "lwf", method="lwf"), log=QUIET)
+    lwf = run(_cfg(shards_dir, tmp_path / "lwf", method="lwf"), log=QUIET)
     items = {e["item"] for e in json.loads((tmp_path / "lwf" / "ledger.json").read_text())}
     assert "lwf teacher forward" in items and lwf["over_budget"]
-    run(_cfg(tic_shards, tmp_path / "patch", method="patching"), log=QUIET)
-    run(_cfg(tic_shards, tmp_path / "ewc", method="ewc", ewc_batches=2), log=QUIET)
+    run(_cfg(shards_dir, tmp_path / "patch", method="patching"), log=QUIET)
+    run(_cfg(shards_dir, tmp_path / "ewc", method="ewc", ewc_batches=2), log=QUIET)
     items = {e["item"] for e in json.loads((tmp_path / "ewc" / "ledger.json").read_text())}
     assert "ewc fisher" in items
 
 
-def test_a_killed_run_resumes_to_the_same_matrix(tic_shards, tmp_path):
-    straight = run(_cfg(tic_shards, tmp_path / "straight", budget_samples=256), log=QUIET)
+def test_a_killed_run_resumes_to_the_same_matrix(shards_dir, tmp_path):
+    straight = run(_cfg(shards_dir, tmp_path / "straight", budget_samples=256), log=QUIET)
     out = tmp_path / "killed"
-    cfg = _cfg(tic_shards, out, budget_samples=256)
+    cfg = _cfg(shards_dir, out, budget_samples=256)
     code = (f"import sys; sys.path.insert(0, {str(REPO)!r}); from training.config import TrainConfig;"
             f"from training.trainer import run; run(TrainConfig(**{cfg.to_json()!r}), log=lambda *a: None)")
     proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -195,9 +171,9 @@ def test_a_killed_run_resumes_to_the_same_matrix(tic_shards, tmp_path):
 
 
 @pytest.mark.slow
-def test_two_gloo_processes_match_one_process(tic_shards, tmp_path):
-    single = run(_cfg(tic_shards, tmp_path / "one", max_steps=1, budget_samples=64, checkpoint_every=0), log=QUIET)
-    args = ["run", "--data", str(tic_shards), "--out", str(tmp_path / "two"), "--method", "sequential",
+def test_two_gloo_processes_match_one_process(shards_dir, tmp_path):
+    single = run(_cfg(shards_dir, tmp_path / "one", max_steps=1, budget_samples=64, checkpoint_every=0), log=QUIET)
+    args = ["run", "--data", str(shards_dir), "--out", str(tmp_path / "two"), "--method", "sequential",
             "--pool", "unfiltered", "--budget-samples", "64", "--batch-size", "16", "--warmup", "2", "--workers", "0",
             "--max-steps", "1", "--deterministic", "--checkpoint-every", "0", "--eval-batch-size", "64"]
     res = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port",
@@ -210,7 +186,7 @@ def test_two_gloo_processes_match_one_process(tic_shards, tmp_path):
         assert torch.allclose(a[k], b[k], atol=2e-4, rtol=1e-3), k
 
 
-def test_bad_input_gets_one_line_errors(tic_shards, tmp_path, capsys):
+def test_bad_input_gets_one_line_errors(shards_dir, tmp_path, capsys):
     from types import SimpleNamespace
 
     from training.cli import main
@@ -220,7 +196,7 @@ def test_bad_input_gets_one_line_errors(tic_shards, tmp_path, capsys):
         code = main(["run", *map(str, args)])
         return SimpleNamespace(returncode=code, stderr=capsys.readouterr().err)
 
-    common = ["--data", tic_shards, "--pool", "unfiltered", "--batch-size", "16", "--workers", "0"]
+    common = ["--data", shards_dir, "--pool", "unfiltered", "--batch-size", "16", "--workers", "0"]
     res = subprocess.run([sys.executable, "-m", "training.cli", "run", *map(str, common), "--out", str(tmp_path / "a"),
                           "--budget-samples", "100", "--steps-filter", "1999"], capture_output=True, text=True, cwd=REPO)
     assert res.returncode == 2 and "1999: missing step directory" in res.stderr
@@ -231,7 +207,7 @@ def test_bad_input_gets_one_line_errors(tic_shards, tmp_path, capsys):
     import shutil
 
     broken = tmp_path / "broken"
-    shutil.copytree(tic_shards, broken)
+    shutil.copytree(shards_dir, broken)
     step = sorted((broken / "train" / "unfiltered").iterdir())[0]
     (step / "00000.tar").write_bytes(b"")
     res = cli("--data", broken, "--out", tmp_path / "d", "--pool", "unfiltered", "--budget-samples", "100",
@@ -239,13 +215,13 @@ def test_bad_input_gets_one_line_errors(tic_shards, tmp_path, capsys):
     assert res.returncode == 2 and "empty shard" in res.stderr and "00000.tar" in res.stderr
 
     mismatched = tmp_path / "mismatched"
-    shutil.copytree(tic_shards, mismatched)
+    shutil.copytree(shards_dir, mismatched)
     shutil.rmtree(mismatched / "eval" / "retrieval" / "2017")
     res = cli("--data", mismatched, "--out", tmp_path / "e", "--pool", "unfiltered", "--budget-samples", "100",
               "--batch-size", "16", "--max-steps", "2")
     assert res.returncode == 2 and "no evaluation year for step 2017" in res.stderr, res.stderr
     shutil.rmtree(mismatched)
-    shutil.copytree(tic_shards, mismatched)
+    shutil.copytree(shards_dir, mismatched)
     doc = json.loads((mismatched / "net_classes.json").read_text())
     doc["classes"] = doc["classes"][:1]
     (mismatched / "net_classes.json").write_text(json.dumps(doc))
@@ -255,7 +231,7 @@ def test_bad_input_gets_one_line_errors(tic_shards, tmp_path, capsys):
     assert len(res.stderr.strip().splitlines()) == 1
 
 
-def test_a_checkpoint_of_another_model_is_refused(tic_shards, tmp_path):
+def test_a_checkpoint_of_another_model_is_refused(shards_dir, tmp_path):
     from training.models import create_model, load_weights
 
     model = create_model("tic-tiny", "cpu")[0]
@@ -264,9 +240,9 @@ def test_a_checkpoint_of_another_model_is_refused(tic_shards, tmp_path):
     with pytest.raises(RunError, match="does not fit"):
         load_weights(model, {"model_name": "tic-tiny", "model": {"visual.conv1.weight": torch.zeros(1)}},
                      Path("x.pt"), "tic-tiny")
-    run(_cfg(tic_shards, tmp_path / "r", max_steps=1), log=QUIET)
+    run(_cfg(shards_dir, tmp_path / "r", max_steps=1), log=QUIET)
     with pytest.raises(RunError, match="another config"):
-        run(_cfg(tic_shards, tmp_path / "r", max_steps=1, lr=0.5), log=QUIET)
+        run(_cfg(shards_dir, tmp_path / "r", max_steps=1, lr=0.5), log=QUIET)
 
 
 # ------------------------------------------------------------------ the method table, errors, steps
@@ -299,21 +275,21 @@ def test_every_training_error_is_a_user_error():
         TrainConfig(data="d", out="o", method="nosuch", budget_samples=1)
 
 
-def test_eval_years_go_to_their_steps_by_the_step_map(tic_shards, tmp_path):
+def test_eval_years_go_to_their_steps_by_the_step_map(shards_dir, tmp_path):
     """The trainer reads the year -> step map tic-shards wrote; a missing map is a one-line error."""
     from training.cli import main
 
-    doc = json.loads((tic_shards / "steps.json").read_text())
+    doc = json.loads((shards_dir / "steps.json").read_text())
     assert doc["year_to_step"]["2014"] == doc["steps"][0]
     data = tmp_path / "no-map"
     data.mkdir()
     for name in ("train", "eval"):
-        (data / name).symlink_to(tic_shards / name)
+        (data / name).symlink_to(shards_dir / name)
     assert main(["run", "--data", str(data), "--out", str(tmp_path / "r"), "--pool", "unfiltered",
                  "--budget-samples", "64", "--batch-size", "16"]) == 2
 
 
-def test_embed_writes_the_checkpoints_image_embeddings(tic_shards, tmp_path, capsys):
+def test_embed_writes_the_checkpoints_image_embeddings(shards_dir, tmp_path, capsys):
     import io
     import tarfile
 
@@ -328,7 +304,7 @@ def test_embed_writes_the_checkpoints_image_embeddings(tic_shards, tmp_path, cap
     model, _, preprocess, _ = create_model("tic-tiny", "cpu")
     ckpt = tmp_path / "step_2016.pt"
     torch.save({"step": "2016", "model": model.state_dict(), "model_name": "tic-tiny"}, ckpt)
-    pool = tic_shards / "train" / "unfiltered"
+    pool = shards_dir / "train" / "unfiltered"
     images = {}
     for tar in sorted(pool.rglob("*.tar")):
         with tarfile.open(tar) as tf:
@@ -336,7 +312,7 @@ def test_embed_writes_the_checkpoints_image_embeddings(tic_shards, tmp_path, cap
     wanted = sorted(images)[::7]
     pq.write_table(pa.table({"uid": wanted[::-1]}), tmp_path / "uids.parquet")
     out = tmp_path / "emb"
-    args = ["embed", "--checkpoint", str(ckpt), "--data", str(tic_shards), "--pool", "unfiltered", "--out", str(out)]
+    args = ["embed", "--checkpoint", str(ckpt), "--data", str(shards_dir), "--pool", "unfiltered", "--out", str(out)]
     assert main([*args, "--uids", str(tmp_path / "uids.parquet")]) == 0
     uids = pq.read_table(out / "00000.parquet").column("uid").to_pylist()
     vectors = np.load(out / "00000.npz")["image"]
@@ -356,7 +332,7 @@ def test_embed_writes_the_checkpoints_image_embeddings(tic_shards, tmp_path, cap
                                           (tmp_path / "empty.pt", "unfiltered", "does not fit"),
                                           (ckpt, "nosuchpool", "no shards")):
         capsys.readouterr()
-        assert main(["embed", "--checkpoint", str(ckpt_path), "--data", str(tic_shards), "--pool", pool_name,
+        assert main(["embed", "--checkpoint", str(ckpt_path), "--data", str(shards_dir), "--pool", pool_name,
                      "--out", str(tmp_path / "bad")]) == 2
         err = capsys.readouterr().err.strip()
         assert message in err and len(err.splitlines()) == 1, err

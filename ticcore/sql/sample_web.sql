@@ -1,6 +1,6 @@
 -- Queries over a generated sample web (tic-sample-web --out ROOT).
 -- duckdb CLI:  SET VARIABLE root = 'demo-out/world';  then any query below.
--- Python:      python -m curation.sqlfiles sql/sample_web.sql --var root=demo-out/world --run pool_by_birth_year
+-- Python:      tic-sql sql/sample_web.sql --var root=demo-out/world --run pool_by_birth_year
 
 -- name: pool_by_birth_year
 -- Pool pairs per year they first appear on the sample web (ground truth), with the reference-CLIP

@@ -1,6 +1,6 @@
 -- Queries over the timestamp join's output (OUTPUT_DIR of curation/timestamp_join.py).
 -- duckdb CLI:  SET VARIABLE root = 'demo-out/timestamps';  then any query below.
--- Python:      python -m curation.sqlfiles sql/timestamps.sql --var root=demo-out/timestamps --run pairs_per_year
+-- Shell:       tic-sql sql/timestamps.sql --var root=demo-out/timestamps --run pairs_per_year
 -- Times are UTC.
 
 -- name: pairs_per_year
