@@ -125,7 +125,7 @@ class CaptionEmbeddings:
                 self.known[k] = v
             self.cache.mkdir(parents=True, exist_ok=True)
             name = hashlib.sha1("".join(k for k, _ in missing).encode()).hexdigest()[:16]
-            with atomic_file(self.cache / f"{name}.npz", suffix=".npz") as tmp:
+            with atomic_file(self.cache / f"{name}.npz") as tmp:
                 np.savez(tmp, hashes=np.array([k for k, _ in missing]), vectors=vectors)
         if not texts:
             return np.zeros((0, 384), np.float32)

@@ -82,18 +82,23 @@ def atomic_write(path: Path, data: bytes | str, encoding: str = "utf-8") -> Path
 
 
 @contextlib.contextmanager
-def atomic_file(path: Path, suffix: str = "") -> Iterator[Path]:
-    """For writers that want a path (torch.save, savefig, np.savez): yield a temporary path beside
-    `path` (ending in `suffix` when the writer picks its format from it), rename it over `path` after."""
+def atomic_file(path: Path) -> Iterator[Path]:
+    """For writers that want a path (torch.save, savefig, np.savez, ParquetWriter): yield a path with the
+    final file's own name inside a temporary sibling directory, and move the file over `path` after.
+
+    The writer sees the final name, so what it derives from the name is the same as writing in place:
+    torch.save names its zip's root folder after it (checkpoints stay byte-identical run to run),
+    savefig and np.savez pick their format from its suffix.
+    """
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}{suffix}")
+    tmp_dir = path.parent / f".{path.name}.tmp-{os.getpid()}"
+    shutil.rmtree(tmp_dir, ignore_errors=True)
+    tmp_dir.mkdir(parents=True)
     try:
-        yield tmp
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
+        yield tmp_dir / path.name
+        os.replace(tmp_dir / path.name, path)
+    finally:
+        shutil.rmtree(tmp_dir, ignore_errors=True)
 
 
 def write_json(path: Path, doc, **dump_args) -> Path:

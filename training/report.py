@@ -25,7 +25,7 @@ def pyplot():
 
 def save_figure(fig, path: Path) -> None:
     """A PNG, written atomically; the figure is closed."""
-    with atomic_file(path, suffix=".png") as tmp:
+    with atomic_file(path) as tmp:
         fig.savefig(tmp, dpi=110)
     pyplot().close(fig)
 
