@@ -22,13 +22,12 @@ files through cc2dataset, and the WAT links were written by ia-web-commons. Read
   own URL (`urljoin(base, "") == base`), exactly as in CommonPool.
 
 `img_links(html)` reads the links from a page's HTML (for WARC input) the way htmlparser and
-ExtractingParseObserver would, with a scanner over raw tags (no DOM); `pairs_from_links` applies
+ExtractingParseObserver would, with a scanner over raw tags (no DOM); `link_rows` applies
 cc2dataset's rules to them, or to the `Links` of a WAT record.
 """
 from __future__ import annotations
 
 import re
-from typing import Iterable, Iterator
 from urllib.parse import urljoin
 
 # urljoin's shortcuts, shared with the html5 rules (tested against urljoin in both test files)
@@ -132,24 +131,9 @@ def absolute_url(url: str, base: str) -> str | None:
     return url if url.startswith(_HTTP) else None
 
 
-def pairs_from_links(links: Iterable[tuple[str, str | None]], base: str, stats) -> Iterator[tuple[str, str]]:
-    """(url, alt) of each IMG@/src link that cc2dataset keeps; every link is counted in `images`."""
-    for url, alt in links:
-        stats["images.input"] += 1
-        if alt is None:
-            stats["images.dropped.no_alt"] += 1
-        elif not alt:
-            stats["images.dropped.empty_alt"] += 1
-        elif (absolute := absolute_url(url, base)) is None:
-            stats["images.dropped.not_http_url"] += 1
-        else:
-            stats["images.kept"] += 1
-            yield absolute, alt
-
-
 def link_rows(links: list[tuple[str, str | None]], base: str, page_url: str, tail: tuple, stats) -> list[tuple]:
-    """`pairs_from_links` as rows (page_url, url, alt, *tail), in one loop (the per-link hot path of
-    WARC input): the same rows and counts."""
+    """Rows (page_url, url, alt, *tail) of the (src, alt) links cc2dataset keeps, in one loop (the per-link
+    hot path of both inputs); every link is counted in the `images` stage."""
     rows = []
     no_alt = empty_alt = 0
     for url, alt in links:

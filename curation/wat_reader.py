@@ -22,7 +22,7 @@ show the layout). DataComp's CommonPool was read from these by cc2dataset (`rom1
   - `dropped.no_links`: HTML without a `Links` list;
   - `failed.bad_warc_date`: the capture date (`WARC-Header-Metadata.WARC-Date`) is not a crawl
     time (`curation.warc_reader.parse_warc_date`);
-  - `kept`: its `IMG@/src` links go through `datacomp_rules.pairs_from_links`' rules with base
+  - `kept`: its `IMG@/src` links go through `datacomp_rules.link_rows`' rules with base
     `page_base(WARC-Target-URI, Head.Base)`, each link counted in the `images` stage.
 - Row columns: page_url = `WARC-Header-Metadata.WARC-Target-URI`, crawl_time = its `WARC-Date`
   (the capture time; NOT the WAT record's own WARC-Date, the day the WAT was written, weeks
@@ -36,7 +36,7 @@ import json
 import re
 from typing import Iterator
 
-from curation.datacomp_rules import absolute_url, count_links, page_base
+from curation.datacomp_rules import link_rows, page_base
 from curation.warc_reader import _GZIP_MAGIC, ExtractStats, _gzip_members, looks_like_warc, parse_warc_date
 
 SNAPSHOT_RE = re.compile(r"CC-MAIN-\d{4}-\d{2}")
@@ -127,33 +127,12 @@ def record_rows(member: bytes, start: int, snapshot: str | None, stats: ExtractS
     head = html.get("Head")
     base_href = head.get("Base") if type(head) is dict else None
     base = page_base(page_url, base_href if type(base_href) is str else None)
-    # `datacomp_rules.pairs_from_links` over the IMG@/src links, in one loop (the per-link hot
-    # path): the same rows and counts.
-    rows = []
-    n_links = no_alt = empty_alt = 0
-    for link in links:
-        if type(link) is not dict or link.get("path") != "IMG@/src":
-            continue
-        url = link.get("url")
-        if type(url) is not str:
-            continue
-        n_links += 1
-        alt = link.get("alt")
-        if alt is None:
-            no_alt += 1
-            continue
-        if type(alt) is not str:
-            alt = str(alt)
-        if not alt:
-            empty_alt += 1
-            continue
-        if not url.startswith(_HTTP):
-            url = absolute_url(url, base)
-            if url is None:
-                continue
-        rows.append((page_url, url, alt, crawl_time, snapshot, warc_file, offset))
-    count_links(stats, n_links, no_alt, empty_alt, len(rows))
-    return rows
+    # The IMG@/src links with a string URL (an alt that is not a string is read as its text), through
+    # the same rules as a page's links from WARC input.
+    img = [(url, alt if alt is None or type(alt) is str else str(alt))
+           for link in links if type(link) is dict and link.get("path") == "IMG@/src"
+           and type(url := link.get("url")) is str for alt in (link.get("alt"),)]
+    return link_rows(img, base, page_url, (crawl_time, snapshot, warc_file, offset), stats)
 
 
 def wat_pages(fh, wat_file: str, stats: ExtractStats) -> Iterator[list[tuple]]:

@@ -6,9 +6,29 @@ from collections import Counter
 
 import pytest
 
-from curation.datacomp_rules import absolute_url, img_links, page_base, pairs_from_links
+from curation.datacomp_rules import absolute_url, img_links, link_rows, page_base
 
 PAGE = "http://www.example.com/blog/post.html"
+
+
+def pairs_from_links(links, base: str, stats) -> list[tuple[str, str]]:
+    """The (url, alt) pairs `link_rows` keeps, with its counts in `stats`."""
+    return [(url, alt) for _, url, alt in link_rows(list(links), base, None, (), stats)]
+
+
+def reference_pairs(links, base: str, stats):
+    """cc2dataset's rules written out link by link, the plain way (the oracle for `link_rows`' one loop)."""
+    for url, alt in links:
+        stats["images.input"] += 1
+        if alt is None:
+            stats["images.dropped.no_alt"] += 1
+        elif not alt:
+            stats["images.dropped.empty_alt"] += 1
+        elif (absolute := absolute_url(url, base)) is None:
+            stats["images.dropped.not_http_url"] += 1
+        else:
+            stats["images.kept"] += 1
+            yield absolute, alt
 
 
 def pairs(html: str, page: str = PAGE) -> list[tuple[str, str]]:
@@ -108,14 +128,12 @@ def test_the_scheme_shortcut_gives_what_urljoin_gives(base):
         assert absolute_url(url, base) == _reference_absolute_url(url, base), (url, base)
 
 
-def test_link_rows_give_the_pairs_and_counts_of_pairs_from_links():
-    from curation.datacomp_rules import link_rows
-
+def test_link_rows_give_the_pairs_and_counts_of_the_rules_link_by_link():
     links = [("http://i.example/a.jpg", "a"), ("b.jpg", "b"), ("c.jpg", None), ("d.jpg", ""), ("data:x", "e"),
              ("", "f"), ("//cdn.example/g.jpg", "g"), ("mailto:x@y", "h"), ("http://i.example/i.jpg", " ")]
     base = "https://www.example.com/dir/page.html"
     ref, got = Counter(), Counter()
-    pairs = list(pairs_from_links(links, base, ref))
+    pairs = list(reference_pairs(links, base, ref))
     rows = link_rows(links, base, "P", ("T",), got)
     assert rows == [("P", url, alt, "T") for url, alt in pairs]
     assert +got == +ref
