@@ -39,8 +39,8 @@ from benchmarks.splits import SplitConfig  # noqa: E402
 from benchmarks.wordnet import subtree_class_ids  # noqa: E402
 from ticcore.errors import report_user_errors  # noqa: E402
 from ticcore.imagenet import load_imagenet_classes  # noqa: E402
-from ticcore.sparkio import (InputError, build_session, check_output_local, commit, delete, is_local,  # noqa: E402
-                              local_path, temp_sibling, write_text)
+from ticcore.sparkio import (InputError, build_session, check_output_local, is_local, local_path,  # noqa: E402
+                              staged_output, write_stats, write_text)
 
 TOOL = "tic-splits"
 DEFAULT_SUBTREES = ("motor_vehicle.n.01",)
@@ -232,25 +232,22 @@ def build(spark, job: SplitsJob, log=print) -> dict:
     phase("Net (lemmas, sentence similarity, caps)")
     eval_keys = (retrieval.select("uid", "sha256", "url").unionByName(net.net.select("uid", "sha256", "url"))
                  .distinct().persist(StorageLevel.MEMORY_AND_DISK))
-    tmp = temp_sibling(job.out)
     try:
-        removed, train_rows = write_splits(spark, tmp, job, retrieval, net, pools, eval_keys)
-        phase("writing evaluation sets and leak-free training pools")
-        doc = net_classes_doc(job.subtrees, job.templates)
-        write_text(spark, f"{tmp}/net_classes.json", json.dumps(doc, indent=1) + "\n")
-        stats = {"tool": TOOL, "config": asdict(cfg), "eval_source": source, "pools": sorted(pools),
-                 "retrieval": dict(sorted(sizes.items())), "warnings": warnings,
-                 "net": {"outcomes": dict(sorted(net.outcomes.items())), "by_year": dict(sorted(net.by_year.items())),
-                         "huge_captions": net.huge, "min_similarity": cfg.min_similarity,
-                         "subtrees": {k: len(v) for k, v in doc["subtrees"].items()}},
-                 "leakage_removed": removed, "train_rows": train_rows,
-                 "accounting": {"net_rows_judged": sum(net.outcomes.values()),
-                                "pool_rows": unfiltered.count()}}
-        write_text(spark, f"{tmp}/stats.json", json.dumps(stats, indent=1, sort_keys=True) + "\n")
-        commit(spark, tmp, job.out)
-    except BaseException:
-        delete(spark, tmp)
-        raise
+        with staged_output(spark, job.out) as tmp:
+            removed, train_rows = write_splits(spark, tmp, job, retrieval, net, pools, eval_keys)
+            phase("writing evaluation sets and leak-free training pools")
+            doc = net_classes_doc(job.subtrees, job.templates)
+            write_text(spark, f"{tmp}/net_classes.json", json.dumps(doc, indent=1) + "\n")
+            stats = {"tool": TOOL, "config": asdict(cfg), "eval_source": source, "pools": sorted(pools),
+                     "retrieval": dict(sorted(sizes.items())), "warnings": warnings,
+                     "net": {"outcomes": dict(sorted(net.outcomes.items())),
+                             "by_year": dict(sorted(net.by_year.items())),
+                             "huge_captions": net.huge, "min_similarity": cfg.min_similarity,
+                             "subtrees": {k: len(v) for k, v in doc["subtrees"].items()}},
+                     "leakage_removed": removed, "train_rows": train_rows,
+                     "accounting": {"net_rows_judged": sum(net.outcomes.values()),
+                                    "pool_rows": unfiltered.count()}}
+            write_stats(spark, tmp, stats)
     finally:
         for df in (retrieval, *net.frames(), eval_keys):
             df.unpersist()

@@ -38,8 +38,8 @@ from benchmarks.splits import SplitConfig  # noqa: E402
 from curation.sources import parse_redcaps_annotation, parse_subset_ids, parse_yfcc_line  # noqa: E402
 from ticcore.errors import report_user_errors  # noqa: E402
 from ticcore.schemas import SOURCE_ROWS  # noqa: E402
-from ticcore.sparkio import (InputError, build_session, check_output_local, commit, delete, is_local,  # noqa: E402
-                              local_path, temp_sibling, write_text)
+from ticcore.sparkio import (InputError, build_session, check_output_local, is_local, local_path,  # noqa: E402
+                              staged_output, write_stats)
 
 
 @dataclass(frozen=True)
@@ -238,8 +238,7 @@ def build(spark, cfg: SourceConfig, log=print) -> dict:
                 for y, e in sorted(sizes.items()) if min(e["seeds"].values()) < split.eval_size]
     for w in warnings:
         log(f"[{source.tool}] warning: {w}")
-    tmp = temp_sibling(cfg.out)
-    try:
+    with staged_output(spark, cfg.out) as tmp:
         removed, by_year, by_step = write_source_splits(spark, tmp, source, rows, kept, retrieval)
         total = sum(reasons.values())
         stats = {"tool": source.tool, "source": source.name, "inputs": files, "subset": cfg.subset,
@@ -253,11 +252,7 @@ def build(spark, cfg: SourceConfig, log=print) -> dict:
                                 "dropped": total - reasons.get("kept", 0),
                                 "train_rows": sum(by_year.values()), "removed_for_evaluation": sum(removed.values()),
                                 "ok": reasons.get("kept", 0) == sum(by_year.values()) + sum(removed.values())}}
-        write_text(spark, f"{tmp}/stats.json", json.dumps(stats, indent=1, sort_keys=True) + "\n")
-        commit(spark, tmp, cfg.out)
-    except BaseException:
-        delete(spark, tmp)
-        raise
+        write_stats(spark, tmp, stats)
     log(f"[{source.tool}] {total} records: kept {reasons.get('kept', 0)}, dropped "
         + ", ".join(f"{k} {v}" for k, v in sorted(reasons.items()) if k != "kept")
         + f"; train per step {dict(sorted(by_step.items()))}; eval per step and seed "

@@ -34,7 +34,7 @@ from curation.filters import (SCORE_COLUMNS, BasicFilter, Batch, Chain, ClipScor
                               caption_stats, default_clusters, first_reasons, kmeans, nearest_centroid,
                               target_clusters)
 from curation.metadata import check_shards, load_embeddings  # noqa: E402
-from curation.spark_output import staged_output, write_stats  # noqa: E402
+from ticcore.sparkio import staged_output, write_stats  # noqa: E402
 from ticcore.errors import InputError, report_user_errors  # noqa: E402
 from ticcore.schemas import FILTER_VERDICT, FIRST_SEEN  # noqa: E402
 from ticcore.sparkio import build_session, check_output_local, is_local, local_path  # noqa: E402

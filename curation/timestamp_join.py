@@ -33,7 +33,7 @@ from pyspark.sql import functions as F  # noqa: E402
 from curation import timestamps as ts  # noqa: E402
 from curation.extract import ExtractConfig, add_rule_args  # noqa: E402
 from curation.manifest import read_manifest  # noqa: E402
-from curation.spark_output import staged_output, write_stats  # noqa: E402
+from ticcore.sparkio import staged_output, write_stats  # noqa: E402
 from curation.warc_reader import READERS, accounting_errors, nest_stats  # noqa: E402
 from ticcore.errors import InputError, report_user_errors  # noqa: E402
 from ticcore.schemas import POOL_KEYS, WARC_FILES  # noqa: E402

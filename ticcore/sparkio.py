@@ -3,8 +3,11 @@ atomic output (write a temporary sibling, then rename) through Hadoop's file sys
 covers local paths too."""
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import uuid
+from typing import Iterator
 from pathlib import Path
 
 
@@ -100,3 +103,22 @@ def commit(spark, tmp: str, final: str) -> None:
 def check_output_local(output_dir: str, tool: str) -> None:
     """Refuse an existing local output that an earlier run of `tool` did not write."""
     check_output_dir(local_path(output_dir), tool)
+
+
+@contextlib.contextmanager
+def staged_output(spark, final: str) -> Iterator[str]:
+    """A Spark job's output directory, built beside its final place: yield a temporary sibling of `final`;
+    on success it replaces `final` (`commit`), on any failure it is deleted. (The Hadoop-path counterpart
+    of `ticcore.outputs.staged_dir`.)"""
+    tmp = temp_sibling(final)
+    try:
+        yield tmp
+        commit(spark, tmp, final)
+    except BaseException:
+        delete(spark, tmp)
+        raise
+
+
+def write_stats(spark, out_dir: str, stats: dict) -> None:
+    """OUT_DIR/stats.json: sorted keys, indent 1, a final newline."""
+    write_text(spark, out_dir + "/stats.json", json.dumps(stats, indent=1, sort_keys=True) + "\n")
