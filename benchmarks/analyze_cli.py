@@ -282,7 +282,7 @@ def analyze(cfg: AnalyzeConfig, log=print) -> dict:
     steps = sorted(sample["step"].unique().tolist())
     if len(steps) < 2:
         raise AnalysisError(f"{cfg.splits}: {len(steps)} step(s); shift needs at least 2")
-    with staged_dir(cfg.out) as tmp:
+    with staged_dir(cfg.out, TOOL) as tmp:
         shift = text_shift(sample, steps, cfg.sentence_model)
         image_source = cfg.image_source
         vec = image_embeddings(cfg, pool, set(sample["uid"]))

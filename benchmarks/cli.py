@@ -233,7 +233,7 @@ def build(spark, job: SplitsJob, log=print) -> dict:
     eval_keys = (retrieval.select("uid", "sha256", "url").unionByName(net.net.select("uid", "sha256", "url"))
                  .distinct().persist(StorageLevel.MEMORY_AND_DISK))
     try:
-        with staged_output(spark, job.out) as tmp:
+        with staged_output(spark, job.out, TOOL) as tmp:
             removed, train_rows = write_splits(spark, tmp, job, retrieval, net, pools, eval_keys)
             phase("writing evaluation sets and leak-free training pools")
             doc = net_classes_doc(job.subtrees, job.templates)

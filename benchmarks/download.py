@@ -29,10 +29,11 @@ import pyarrow.parquet as pq
 
 from benchmarks.netguard import BLOCK_MARK, NetPolicy, install, scheme_refusal, uninstall
 from benchmarks.pools import read_parquet
-from ticcore.outputs import atomic_file, atomic_write, write_json
+from ticcore.outputs import atomic_file, atomic_write, open_output_dir, write_json
 from ticcore.schemas import DOWNLOAD_STATUS
 
 STATUS_COLUMNS = list(DOWNLOAD_STATUS.names)
+DOWNLOAD_KIND = "tic-shards download"  # the ownership marker of a download directory
 
 
 @dataclass(frozen=True)
@@ -195,9 +196,9 @@ def status_rows(pool: Path, refused: pd.DataFrame) -> pd.DataFrame:
 
 def download(urls_parquet: Path, out: Path, cfg: DownloadConfig, log=print) -> dict:
     """Download every row of `urls_parquet` (uid, url, text [, face_bboxes, sha256, ...]) into out/pool."""
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "pool").mkdir(exist_ok=True)
     rows = pq.read_table(urls_parquet).to_pandas()
+    open_output_dir(out, DOWNLOAD_KIND)  # refuses a directory we did not write, before anything is written
+    (out / "pool").mkdir(exist_ok=True)
     requested = out / "requested.parquet"
     if Path(urls_parquet).resolve() != requested.resolve():  # keep what was asked for, for the queries
         pq.write_table(pa.Table.from_pandas(rows, preserve_index=False), requested)
@@ -210,7 +211,7 @@ def download(urls_parquet: Path, out: Path, cfg: DownloadConfig, log=print) -> d
     with atomic_file(out / "status.parquet") as tmp:
         pq.write_table(pa.Table.from_pandas(status, preserve_index=False), tmp)
     ok = int((status["status"] == "success").sum())
-    stats = {"tool": "tic-shards download", "input_urls": len(rows), "success": ok, "failed": len(status) - ok,
+    stats = {"tool": DOWNLOAD_KIND, "input_urls": len(rows), "success": ok, "failed": len(status) - ok,
              "reasons": status[status["status"] != "success"]["reason"].value_counts().sort_index().to_dict(),
              "seconds": round(seconds, 2), "images_per_second": round(len(allowed) / seconds, 1) if seconds else None,
              "config": {k: v for k, v in asdict(cfg).items() if k != "policy"} | {"policy": cfg.policy.to_json()},

@@ -34,6 +34,7 @@ from ticcore.schemas import NET_EVAL, RETRIEVAL_EVAL, SHARD_SAMPLE
 from ticcore.steps import GRANULARITIES, STEPS_FILE, StepMap, StepScheme, steps_document
 
 TOOL = "tic-shards"
+OUTPUT_KIND = "tic-shards reshard"  # the ownership marker of a reshard output (downloads are "tic-shards download")
 STEP_CHOICES = GRANULARITIES
 
 
@@ -266,7 +267,7 @@ def reshard(cfg: ReshardConfig, log=print) -> dict:
     scheme, keep = cfg.scheme, list(SHARD_SAMPLE.names)
     steps: dict = {}
     years, months = set(), set()
-    with TarReader() as reader, staged_dir(cfg.out) as tmp:
+    with TarReader() as reader, staged_dir(cfg.out, OUTPUT_KIND) as tmp:
         w = _Written(index, tmp, cfg.samples_per_shard, reader)
         for pool in train_pools(cfg.splits):
             df = read_hive(cfg.splits / "train" / pool)

@@ -33,11 +33,12 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from benchmarks.download import DownloadConfig, download
+from benchmarks.download import DOWNLOAD_KIND, DownloadConfig, download
 from benchmarks.netguard import NetPolicy, parse_resolve
 from benchmarks.pools import read_parquet, url_list
 from benchmarks.reshard import STEP_CHOICES, TOOL, ReshardConfig, reshard
 from ticcore.errors import InputError, report_user_errors
+from ticcore.outputs import atomic_file, open_output_dir
 from ticcore.schemas import SHARD_KEYS
 
 __all__ = ["main", "reshard", "url_list", "check_leakage", "DownloadJob", "ReshardConfig"]
@@ -102,8 +103,9 @@ def _parser():
 
 def cmd_download(job: DownloadJob) -> int:
     urls = url_list(job.splits, list(job.extras))
-    job.out.mkdir(parents=True, exist_ok=True)
-    pq.write_table(pa.Table.from_pandas(urls, preserve_index=False), job.out / "requested.parquet")
+    open_output_dir(job.out, DOWNLOAD_KIND)  # only once the inputs are read
+    with atomic_file(job.out / "requested.parquet") as tmp:
+        pq.write_table(pa.Table.from_pandas(urls, preserve_index=False), tmp)
     stats = download(job.out / "requested.parquet", job.out, job.download)
     return 0 if stats["accounting"]["ok"] else 1
 

@@ -238,7 +238,7 @@ def build(spark, cfg: SourceConfig, log=print) -> dict:
                 for y, e in sorted(sizes.items()) if min(e["seeds"].values()) < split.eval_size]
     for w in warnings:
         log(f"[{source.tool}] warning: {w}")
-    with staged_output(spark, cfg.out) as tmp:
+    with staged_output(spark, cfg.out, cfg.source.tool) as tmp:
         removed, by_year, by_step = write_source_splits(spark, tmp, source, rows, kept, retrieval)
         total = sum(reasons.values())
         stats = {"tool": source.tool, "source": source.name, "inputs": files, "subset": cfg.subset,

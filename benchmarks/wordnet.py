@@ -33,7 +33,7 @@ def wordnet_dir() -> Path:
     if (cache / ".complete").is_file():
         return cache
     try:
-        with staged_dir(cache) as tmp:
+        with staged_dir(cache, "tic-clip wordnet cache") as tmp:
             for f in src.iterdir():
                 if f.is_file():
                     (tmp / f.name).write_bytes(f.read_bytes().replace(b"\r\n", b"\n"))

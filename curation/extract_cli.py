@@ -18,8 +18,8 @@ import pyarrow.parquet as pq
 from curation.extract import ExtractConfig, add_rule_args, extract_file
 from curation.manifest import read_manifest
 from curation.warc_reader import READERS, ExtractStats, accounting_errors
-from ticcore.errors import report_user_errors
-from ticcore.outputs import check_output_dir, staged_dir, write_json
+from ticcore.errors import report_user_errors, require_accounting
+from ticcore.outputs import staged_dir, write_json
 from ticcore.schemas import CANDIDATES
 
 TOOL = "tic-extract"
@@ -55,16 +55,16 @@ def _write_candidates(paths: list[str], out: Path, stats: ExtractStats, cfg: Ext
 
 def extract_to_dir(paths: list[str], out_dir: Path, cfg: ExtractConfig = ExtractConfig(), log=print) -> dict:
     out_dir = Path(out_dir)
-    check_output_dir(out_dir, TOOL)
     stats = ExtractStats()
     t0 = time.perf_counter()
-    with staged_dir(out_dir) as tmp:
+    with staged_dir(out_dir, TOOL) as tmp:
         n_rows = _write_candidates(paths, tmp / "candidates.parquet", stats, cfg)
         errors = accounting_errors(stats)
         result = {"tool": TOOL, "files": paths, "config": asdict(cfg), "rows": n_rows, "seconds": round(time.perf_counter() - t0, 3),
                   "counters": dict(stats), "stats": stats.nested(),
                   "accounting": {"ok": not errors, "errors": errors}}
         write_json(tmp / "stats.json", result, sort_keys=True)
+        require_accounting(result, out_dir)
     log(f"[{TOOL}] {len(paths)} files -> {n_rows} candidate rows in {out_dir} "
         f"({stats['images.input']} <img> seen, {stats['responses.kept']} HTML pages parsed)")
     return result

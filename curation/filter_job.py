@@ -35,7 +35,7 @@ from curation.filters import (SCORE_COLUMNS, BasicFilter, Batch, Chain, ClipScor
                               target_clusters)
 from curation.metadata import check_shards, load_embeddings  # noqa: E402
 from ticcore.sparkio import staged_output, write_stats  # noqa: E402
-from ticcore.errors import InputError, report_user_errors  # noqa: E402
+from ticcore.errors import InputError, report_user_errors, require_accounting  # noqa: E402
 from ticcore.schemas import FILTER_VERDICT, FIRST_SEEN  # noqa: E402
 from ticcore.sparkio import build_session, check_output_local, is_local, local_path  # noqa: E402
 
@@ -241,7 +241,7 @@ def run(spark, cfg: FilterConfig, log=print) -> dict:
         rows = rows.join(first_seen, "uid", "inner")
     rows = rows.persist(StorageLevel.MEMORY_AND_DISK)
     by_year = "first_seen_year" in rows.columns
-    with staged_output(spark, cfg.output_dir) as tmp:
+    with staged_output(spark, cfg.output_dir, TOOL) as tmp:
         for part, cond, cols in (("kept", F.col("reason").isNull(), [c for c in rows.columns if c != "reason"]),
                                  ("dropped", F.col("reason").isNotNull(), rows.columns)):
             out = rows.where(cond).select(*cols)
@@ -255,6 +255,7 @@ def run(spark, cfg: FilterConfig, log=print) -> dict:
         rows.unpersist()
         stats = _stats(cfg, counts, by_year, n_pool, threshold, cluster_info, len(shards))
         write_stats(spark, tmp, stats)
+        require_accounting(stats, cfg.output_dir)
     return stats
 
 

@@ -35,7 +35,7 @@ from curation.extract import ExtractConfig, add_rule_args  # noqa: E402
 from curation.manifest import read_manifest  # noqa: E402
 from ticcore.sparkio import staged_output, write_stats  # noqa: E402
 from curation.warc_reader import READERS, accounting_errors, nest_stats  # noqa: E402
-from ticcore.errors import InputError, report_user_errors  # noqa: E402
+from ticcore.errors import InputError, report_user_errors, require_accounting  # noqa: E402
 from ticcore.schemas import POOL_KEYS, WARC_FILES  # noqa: E402
 from ticcore.sparkio import (build_session, check_output_local, hadoop_fs, is_local, local_path,  # noqa: E402
                               parquet_writer, read_text)
@@ -139,7 +139,7 @@ def run(spark, cfg: TimestampJoinConfig, log=print) -> dict:
     n_pool = pool.count()  # from the parquet footers
     rows = _pool_rows(spark, cfg, pool, candidates, n_pool)
     files_df = spark.createDataFrame([(p,) for p in sorted(set(todo) | prev_files)], WARC_FILES.spark_ddl())
-    with staged_output(spark, cfg.output_dir) as tmp:
+    with staged_output(spark, cfg.output_dir, TOOL) as tmp:
         _write_outputs(cfg, tmp, rows, candidates if todo else None, files_df)
         join, by_year = _join_counts(spark, tmp, rows, n_pool)
         rows.unpersist()
@@ -158,6 +158,7 @@ def run(spark, cfg: TimestampJoinConfig, log=print) -> dict:
             "accounting": {"ok": not errors, "errors": errors},
         }
         write_stats(spark, tmp, stats)
+        require_accounting(stats, cfg.output_dir)
     return stats
 
 

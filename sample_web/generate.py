@@ -12,9 +12,7 @@ import hashlib
 import html
 import json
 import math
-import os
 import re
-import shutil
 import sys
 import time
 from dataclasses import dataclass
@@ -29,7 +27,7 @@ from tqdm import tqdm
 from ticcore.errors import UserError
 from ticcore.imagenet import classes_by_wnid
 from ticcore.localfs import WriteBehindFile
-from ticcore.outputs import swap_into_place
+from ticcore.outputs import claim_output, is_our_output, staged_dir
 
 from . import html as H
 from .captions import make_captions
@@ -732,19 +730,7 @@ class Generator:
 
 # ====================================================================== entry point
 
-def _is_our_world(path: Path) -> bool:
-    try:
-        return json.loads((path / MARKER).read_text()).get("generator") == "tic-sample-web"
-    except (OSError, ValueError):
-        return False
-
-
-def check_output_dir(out: Path) -> None:
-    if out.exists() and not out.is_dir():
-        raise GenerationError(f"{out}: exists and is not a directory")
-    if out.is_dir() and any(out.iterdir()) and not _is_our_world(out):
-        raise GenerationError(f"{out}: exists, is not empty and is not a sample web (no {MARKER}); "
-                              "refusing to overwrite it")
+TOOL = "tic-sample-web"
 
 
 # glibc's mallopt parameter numbers (malloc.h)
@@ -771,20 +757,15 @@ def reuse_freed_memory() -> bool:
 
 def generate(cfg: SampleWebConfig, progress: bool = True, log=print) -> dict:
     """Build the world in a staging directory next to cfg.out, then swap it into place."""
-    out = cfg.out.resolve()
-    check_output_dir(out)
-    if _is_our_world(out):
+    out = claim_output(cfg.out.resolve(), TOOL)
+    if is_our_output(out, TOOL):
         existing = json.loads((out / MARKER).read_text())
         if existing.get("config") == cfg.to_json():
             log(f"[sample-web] {out} already holds this world (same config); nothing to do")
             return existing
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = out.parent / f".{out.name}.staging-{os.getpid()}"
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir()
     t0 = time.perf_counter()
     reuse_freed_memory()
-    try:
+    with staged_dir(out, TOOL) as staging:
         gen = Generator(cfg, staging, progress)
         bar = tqdm(total=cfg.pairs, unit="pair", disable=not progress, file=sys.stderr, desc="sample web")
         # One BLAS thread: the generator is a one-core process, and OpenBLAS's waiting threads spin
@@ -813,10 +794,6 @@ def generate(cfg: SampleWebConfig, progress: bool = True, log=print) -> dict:
         (staging / MARKER).write_text(json.dumps(world, indent=1, sort_keys=True) + "\n")
         # Timings vary run to run, so they are returned, not written (outputs stay byte-identical).
         world = {**world, "timing": {"seconds": elapsed, "template_render_seconds": gen.templates.render_seconds}}
-        swap_into_place(staging, out)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     log(f"[sample-web] wrote {cfg.pairs} pairs, {gen.stats['warc_files']} WARC files, {gen.stats['pages']} pages "
         f"to {out} in {elapsed:.1f}s ({cfg.pairs / elapsed:,.0f} pairs/s)")
     return world

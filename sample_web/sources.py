@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
-import shutil
 from pathlib import Path
 from urllib.parse import quote_plus
 
@@ -24,10 +22,12 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ticcore.outputs import swap_into_place
+from ticcore.outputs import claim_output, is_our_output, staged_dir
 from .images import FAIL_NOT_FOUND, FAIL_OK, SIZES, ImageKey, ImageToken, encode_token
 from .vocabulary import ALL_CONCEPTS, COLORS, SCENES
 from .world import concept_year_probabilities
+
+SOURCES_TOOL = "tic-sample-web sources"
 
 YFCC_YEARS = tuple(range(2004, 2015))
 REDCAPS_YEARS = tuple(range(2011, 2021))
@@ -185,20 +185,12 @@ def generate_sources(out: Path, yfcc: int, redcaps: int, seed: int = 0, log=prin
     out = Path(out).resolve()
     marker = out / "sources.json"
     config = {"yfcc": yfcc, "redcaps": redcaps, "seed": seed, "version": 1}
-    if marker.is_file() and json.loads(marker.read_text()).get("config") == config:
+    claim_output(out, SOURCES_TOOL)
+    if is_our_output(out, SOURCES_TOOL) and json.loads(marker.read_text()).get("config") == config:
         log(f"[sample-web] {out} already holds these sources; nothing to do")
         return json.loads(marker.read_text())
-    if out.exists() and not marker.is_file() and any(out.iterdir()):
-        raise ValueError(f"{out}: exists and is not a sample-web sources directory; refusing to replace it")
-    staging = out.parent / f".{out.name}.staging-{os.getpid()}"
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
-    try:
+    with staged_dir(out, SOURCES_TOOL) as staging:
         doc = {"config": config, "yfcc": write_yfcc(staging, yfcc, seed), "redcaps": write_redcaps(staging, redcaps, seed)}
         (staging / "sources.json").write_text(json.dumps(doc, indent=1, sort_keys=True) + "\n")
-        swap_into_place(staging, out)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     log(f"[sample-web] YFCC-style: {yfcc} records, RedCaps-style: {redcaps} annotations in {out}")
     return doc

@@ -545,12 +545,12 @@ def test_tic_extract_overwrites_only_its_own_output(tmp_path):
     other = tmp_path / "other"
     other.mkdir()
     (other / "stats.json").write_text('{"tool": "tic-filter"}\n')
-    with pytest.raises(InputError, match="not an earlier tic-extract output"):
+    with pytest.raises(InputError, match="was not written by tic-extract"):
         extract_to_dir([], other, log=lambda *_: None)
     assert (other / "stats.json").read_text() == '{"tool": "tic-filter"}\n'
     ours = tmp_path / "ours"
     extract_to_dir([], ours, log=lambda *_: None)
     (ours / "stray").write_text("x")
     assert extract_to_dir([], ours, log=lambda *_: None)["rows"] == 0  # replaced as a whole
-    assert sorted(p.name for p in ours.iterdir()) == ["candidates.parquet", "stats.json"]
+    assert sorted(p.name for p in ours.iterdir()) == [".tic-clip-output", "candidates.parquet", "stats.json"]
     assert not list(tmp_path.glob(".ours.*"))

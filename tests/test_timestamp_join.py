@@ -245,7 +245,7 @@ def test_rerun_gives_identical_output_and_replaces_its_own_output(spark, full_ru
     assert again["warc_counters"]["info.fastwarc.records_taken"] > 1000
     assert ({k: v for k, v in again["warc_counters"].items() if not k.startswith("info.fastwarc.")}
             == stats["warc_counters"])
-    assert not list(out.parent.glob("full.tmp-*")) and not list(out.parent.glob("full.old-*"))
+    assert not list(out.parent.glob(".full.tmp-*")) and not list(out.parent.glob(".full.old-*"))
 
 
 def test_wat_input_and_the_html5_rules(spark, full_run, sample_web, tmp_path):

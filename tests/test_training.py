@@ -241,7 +241,7 @@ def test_a_checkpoint_of_another_model_is_refused(shards_dir, tmp_path):
         load_weights(model, {"model_name": "tic-tiny", "model": {"visual.conv1.weight": torch.zeros(1)}},
                      Path("x.pt"), "tic-tiny")
     run(_cfg(shards_dir, tmp_path / "r", max_steps=1), log=QUIET)
-    with pytest.raises(RunError, match="another config"):
+    with pytest.raises(UserError, match="another config"):
         run(_cfg(shards_dir, tmp_path / "r", max_steps=1, lr=0.5), log=QUIET)
 
 

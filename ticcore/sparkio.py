@@ -6,13 +6,13 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import uuid
 from typing import Iterator
 from pathlib import Path
 
 
 from ticcore.errors import InputError  # noqa: F401  (re-exported: the jobs' one-line input errors)
-from ticcore.outputs import check_output_dir
+from ticcore.outputs import (OWNER_MARKER, claim_output, json_text, marker_text, ownership_problem, reclaim_stale,
+                             sibling_name, stale_siblings)
 
 
 def build_session(app: str, master: str = "local[*]", **conf):
@@ -79,8 +79,16 @@ def delete(spark, path: str) -> None:
         fs.delete(jp, True)
 
 
-def temp_sibling(final: str) -> str:
-    return final.rstrip("/") + f".tmp-{uuid.uuid4().hex[:8]}"
+def _split(final: str) -> tuple[str, str]:
+    parent, _, name = final.rstrip("/").rpartition("/")
+    return parent, name
+
+
+def temp_sibling(final: str, kind: str = "tmp") -> str:
+    """`.NAME.tmp-HOST-PID` beside `final` (`ticcore.outputs.sibling_name`): a dot name, so neither
+    Spark nor the SQL's globs read it, and the next run can tell a dead run's leftovers."""
+    parent, name = _split(final)
+    return f"{parent}/{sibling_name(name, kind)}" if parent else sibling_name(name, kind)
 
 
 def commit(spark, tmp: str, final: str) -> None:
@@ -89,7 +97,9 @@ def commit(spark, tmp: str, final: str) -> None:
     fs, jfinal = hadoop_fs(spark, final)
     jtmp = jvm.org.apache.hadoop.fs.Path(tmp)
     if fs.exists(jfinal):
-        jold = jvm.org.apache.hadoop.fs.Path(final.rstrip("/") + f".old-{uuid.uuid4().hex[:8]}")
+        jold = jvm.org.apache.hadoop.fs.Path(temp_sibling(final, "old"))
+        if fs.exists(jold):
+            fs.delete(jold, True)
         if not fs.rename(jfinal, jold):
             raise OSError(f"{final}: could not move the earlier output aside")
         if not fs.rename(jtmp, jfinal):
@@ -100,19 +110,66 @@ def commit(spark, tmp: str, final: str) -> None:
         raise OSError(f"{final}: could not move the new output into place")
 
 
+def claim_output_any(spark, final: str, tool: str) -> None:
+    """`ticcore.outputs.claim_output` for any Hadoop path: the same rule, through the file system."""
+    if is_local(final):
+        claim_output(local_path(final), tool)
+        return
+    fs, jp = hadoop_fs(spark, final)
+    exists = fs.exists(jp)
+    is_dir = exists and fs.getFileStatus(jp).isDirectory()
+    owner, empty = None, True
+    if is_dir:
+        names = [st.getPath().getName() for st in fs.listStatus(jp)]
+        empty = not [n for n in names if n != OWNER_MARKER]
+        if OWNER_MARKER in names:
+            try:
+                owner = json.loads(read_text(spark, final.rstrip("/") + "/" + OWNER_MARKER)).get("tool")
+            except (ValueError, AttributeError):
+                owner = None
+    problem = ownership_problem(exists, is_dir, empty, owner, tool)
+    if problem:
+        raise InputError(f"{final}: {problem}")
+
+
+def reclaim_stale_any(spark, final: str) -> None:
+    """`ticcore.outputs.reclaim_stale` for any Hadoop path."""
+    if is_local(final):
+        reclaim_stale(local_path(final).parent, local_path(final).name)
+        return
+    parent, name = _split(final)
+    fs, jparent = hadoop_fs(spark, parent or ".")
+    if not fs.exists(jparent):
+        return
+    jvm = spark.sparkContext._jvm
+    _, jfinal = hadoop_fs(spark, final)
+    for sib, kind, _ in stale_siblings(name, [st.getPath().getName() for st in fs.listStatus(jparent)]):
+        jsib = jvm.org.apache.hadoop.fs.Path(jparent, sib)
+        if kind == "old" and not fs.exists(jfinal):
+            fs.rename(jsib, jfinal)
+        else:
+            fs.delete(jsib, True)
+
+
 def check_output_local(output_dir: str, tool: str) -> None:
-    """Refuse an existing local output that an earlier run of `tool` did not write."""
-    check_output_dir(local_path(output_dir), tool)
+    """Refuse an existing local output that an earlier run of `tool` did not write (before a JVM starts)."""
+    if is_local(output_dir):
+        claim_output(local_path(output_dir), tool)
 
 
 @contextlib.contextmanager
-def staged_output(spark, final: str) -> Iterator[str]:
-    """A Spark job's output directory, built beside its final place: yield a temporary sibling of `final`;
-    on success it replaces `final` (`commit`), on any failure it is deleted. (The Hadoop-path counterpart
-    of `ticcore.outputs.staged_dir`.)"""
+def staged_output(spark, final: str, tool: str) -> Iterator[str]:
+    """A Spark job's output directory, built beside its final place (the Hadoop-path counterpart of
+    `ticcore.outputs.staged_dir`): check that `tool` may write `final`, reclaim what killed runs left,
+    yield a temporary sibling; on success it gets `tool`'s marker and replaces `final` (`commit`), on
+    any failure (an accounting check that raises included) it is deleted and `final` is left as it was."""
+    claim_output_any(spark, final, tool)
+    reclaim_stale_any(spark, final)
     tmp = temp_sibling(final)
+    delete(spark, tmp)
     try:
         yield tmp
+        write_text(spark, tmp + "/" + OWNER_MARKER, marker_text(tool))
         commit(spark, tmp, final)
     except BaseException:
         delete(spark, tmp)
@@ -120,5 +177,5 @@ def staged_output(spark, final: str) -> Iterator[str]:
 
 
 def write_stats(spark, out_dir: str, stats: dict) -> None:
-    """OUT_DIR/stats.json: sorted keys, indent 1, a final newline."""
-    write_text(spark, out_dir + "/stats.json", json.dumps(stats, indent=1, sort_keys=True) + "\n")
+    """OUT_DIR/stats.json: strict JSON, sorted keys, indent 1, a final newline."""
+    write_text(spark, out_dir + "/stats.json", json_text(stats, sort_keys=True))

@@ -21,7 +21,7 @@ import torch
 from PIL import Image
 
 from ticcore.errors import InputError
-from ticcore.outputs import check_output_dir, staged_dir
+from ticcore.outputs import claim_output, staged_dir
 
 from .data import DataError
 from .models import CheckpointError, model_from_checkpoint, read_checkpoint
@@ -68,7 +68,7 @@ def embed(checkpoint: str | Path, data: str | Path, pool: str, out: str | Path, 
           log=print) -> dict:
     """Write OUT's embeddings; returns its stats.json document."""
     checkpoint, out = Path(checkpoint), Path(out)
-    check_output_dir(out, TOOL)
+    claim_output(out, TOOL)
     _, state, name = read_checkpoint(checkpoint)
     if not name:
         raise CheckpointError(f"{checkpoint}: not a tic-train checkpoint (no model_name)")
@@ -78,7 +78,7 @@ def embed(checkpoint: str | Path, data: str | Path, pool: str, out: str | Path, 
     by_uid = dict(zip(keys, image_embeddings(model, preprocess, images)))  # a uid seen twice: its last image
     order = sorted(by_uid)
     stats = {"tool": TOOL, "model_name": name, "checkpoint": str(checkpoint), "samples": len(order)}
-    with staged_dir(out) as tmp:
+    with staged_dir(out, TOOL) as tmp:
         pq.write_table(pa.table({"uid": pa.array(order, pa.string())}), tmp / "00000.parquet")
         vectors = np.stack([by_uid[u] for u in order]) if order else np.zeros((0, model.visual.output_dim), np.float32)
         np.savez(tmp / "00000.npz", image=vectors.astype(np.float32, copy=False))

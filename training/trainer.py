@@ -29,7 +29,7 @@ import pyarrow.parquet as pq
 import torch
 from tqdm import tqdm
 
-from ticcore.outputs import atomic_file, write_json
+from ticcore.outputs import atomic_file, open_run_dir, write_json
 from ticcore.steps import StepMap, read_steps
 
 from .budget import Ledger, Plan, forward_macs_per_sample, train_macs_per_sample
@@ -43,6 +43,8 @@ from .models import RunError, contrastive_loss, create_model, load_weights, save
 from .report import heatmap
 
 __all__ = ["RunError", "Session", "create_model", "lr_at", "run"]
+
+RUN_KIND = "tic-train"  # the ownership marker of a training run directory
 
 
 def lr_at(it: int, total: int, base_lr: float, warmup: int, schedule: str) -> float:
@@ -129,11 +131,11 @@ def run(cfg: TrainConfig, log=print) -> dict:
 
 def setup(cfg: TrainConfig, log) -> Session:
     device, autocast, rank, world = _process(cfg)
+    data = _load_data(cfg, rank == 0)  # every input is validated before the run directory is claimed
     if rank == 0:
         _claim_run_dir(cfg.out_dir, cfg)
         (cfg.out_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
-    s = Session(cfg, cfg.method_record, device, autocast, rank, world, log if rank == 0 else (lambda *_: None),
-                *_load_data(cfg, rank == 0))
+    s = Session(cfg, cfg.method_record, device, autocast, rank, world, log if rank == 0 else (lambda *_: None), *data)
     _build_model(s)
     s.say(f"[tic-train] {cfg.method} on {len(s.steps)} steps of {cfg.pool} ({', '.join(s.labels)}); "
           f"{s.macs:.4g} MACs/sample measured on {cfg.model}; C = {s.plan.per_step_macs:.4g} MACs/step = "
@@ -391,21 +393,7 @@ def finish(s: Session) -> dict:
 # ------------------------------------------------------------------ helpers of the loop
 
 def _claim_run_dir(out: Path, cfg: TrainConfig) -> None:
-    cfg_path = out / "config.json"
-    if cfg_path.is_file():
-        try:  # keys added since the run started take their defaults
-            old = TrainConfig.from_dict(json.loads(cfg_path.read_text())).to_json()
-        except (ValueError, TypeError) as exc:
-            raise RunError(f"{cfg_path}: not a config this tic-train can resume ({exc})") from None
-        if old != cfg.to_json():
-            diff = sorted(k for k in set(old) | set(cfg.to_json()) if old.get(k) != cfg.to_json().get(k))
-            raise RunError(f"{out}: holds a run with another config (differs in {', '.join(diff)}); "
-                           "use a new --out to start a different run")
-        return
-    if out.exists() and any(out.iterdir()):
-        raise RunError(f"{out}: exists and is not a tic-train run directory; refusing to use it")
-    out.mkdir(parents=True, exist_ok=True)
-    write_json(cfg_path, cfg.to_json(), sort_keys=True)
+    open_run_dir(out, RUN_KIND, cfg.to_json(), lambda doc: TrainConfig.from_dict(doc).to_json())
 
 
 def _check_eval_sets(eval_sets: dict, labels: list[str], step_map: StepMap, data: str, net_doc: dict | None) -> None:

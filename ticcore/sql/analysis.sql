@@ -6,7 +6,7 @@
 -- name: rows_per_year
 -- Training rows per year in the whole pool (before sampling).
 SELECT year, count(*) AS rows
-FROM read_parquet(getvariable('splits') || '/train/' || getvariable('pool') || '/*/*.parquet', hive_partitioning = true)
+FROM read_parquet(getvariable('splits') || '/train/' || getvariable('pool') || '/[!._]*/*.parquet', hive_partitioning = true)
 GROUP BY year ORDER BY year;
 
 -- name: caption_lengths
@@ -31,7 +31,7 @@ SELECT step, rank, domain, n, round(share, 4) AS share FROM ranked WHERE rank <=
 -- Share of captions mentioning COVID per year (whole pool).
 SELECT year, count(*) AS rows, count(*) FILTER (WHERE lower(text) LIKE '%covid%') AS covid,
        round(count(*) FILTER (WHERE lower(text) LIKE '%covid%') / count(*), 5) AS covid_share
-FROM read_parquet(getvariable('splits') || '/train/' || getvariable('pool') || '/*/*.parquet', hive_partitioning = true)
+FROM read_parquet(getvariable('splits') || '/train/' || getvariable('pool') || '/[!._]*/*.parquet', hive_partitioning = true)
 GROUP BY year ORDER BY year;
 
 -- name: concept_changes

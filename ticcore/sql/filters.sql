@@ -6,10 +6,10 @@
 -- Rows kept and dropped per filter and first-seen year, and the retention.
 WITH kept AS (
     SELECT filter, first_seen_year, count(*) AS n
-    FROM read_parquet(getvariable('root') || '/*/kept/*/*.parquet', hive_partitioning = true) GROUP BY ALL
+    FROM read_parquet(getvariable('root') || '/[!._]*/kept/[!._]*/*.parquet', hive_partitioning = true) GROUP BY ALL
 ), dropped AS (
     SELECT filter, first_seen_year, count(*) AS n
-    FROM read_parquet(getvariable('root') || '/*/dropped/*/*.parquet', hive_partitioning = true) GROUP BY ALL
+    FROM read_parquet(getvariable('root') || '/[!._]*/dropped/[!._]*/*.parquet', hive_partitioning = true) GROUP BY ALL
 )
 SELECT coalesce(k.filter, d.filter) AS filter, coalesce(k.first_seen_year, d.first_seen_year) AS first_seen_year,
        coalesce(k.n, 0) AS kept, coalesce(d.n, 0) AS dropped,
@@ -20,7 +20,7 @@ ORDER BY 1, 2;
 -- name: drop_reasons_by_year
 -- Why rows went, per filter and first-seen year.
 SELECT filter, first_seen_year, reason, count(*) AS rows
-FROM read_parquet(getvariable('root') || '/*/dropped/*/*.parquet', hive_partitioning = true)
+FROM read_parquet(getvariable('root') || '/[!._]*/dropped/[!._]*/*.parquet', hive_partitioning = true)
 GROUP BY ALL
 ORDER BY filter, first_seen_year, rows DESC;
 
@@ -28,7 +28,7 @@ ORDER BY filter, first_seen_year, rows DESC;
 -- Each year's share of the bestpool pool against its share of the basic pool: bestpool leans to old data.
 WITH kept AS (
     SELECT filter, first_seen_year, count(*) AS n
-    FROM read_parquet(getvariable('root') || '/*/kept/*/*.parquet', hive_partitioning = true)
+    FROM read_parquet(getvariable('root') || '/[!._]*/kept/[!._]*/*.parquet', hive_partitioning = true)
     WHERE filter IN ('basic', 'bestpool') GROUP BY ALL
 ), shares AS (
     SELECT filter, first_seen_year, n / sum(n) OVER (PARTITION BY filter) AS share FROM kept

@@ -6,7 +6,7 @@
 SELECT regexp_extract(filename, '/train/([^/]+)/([^/]+)/', 1) AS pool,
        regexp_extract(filename, '/train/([^/]+)/([^/]+)/', 2) AS step,
        count(*) AS samples, count(DISTINCT filename) AS shards
-FROM read_parquet(getvariable('root') || '/train/*/*/*.parquet', filename = true, union_by_name = true)
+FROM read_parquet(getvariable('root') || '/train/[!._]*/[!._]*/*.parquet', filename = true, union_by_name = true)
 GROUP BY ALL
 ORDER BY pool, step;
 
@@ -35,6 +35,6 @@ ORDER BY year, urls DESC;
 SELECT regexp_extract(filename, '/train/([^/]+)/([^/]+)/', 1) AS pool,
        regexp_extract(filename, '/train/([^/]+)/([^/]+)/', 2) AS step,
        sum(size) AS bytes, round(sum(size) / 1048576, 2) AS mib
-FROM read_blob(getvariable('root') || '/train/*/*/*.tar')
+FROM read_blob(getvariable('root') || '/train/[!._]*/[!._]*/*.tar')
 GROUP BY ALL
 ORDER BY pool, step;

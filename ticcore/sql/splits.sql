@@ -6,14 +6,14 @@ SELECT year, subset, any_value(holdout_size) AS holdout, count(*) AS rows,
        count(*) FILTER (WHERE list_contains(seeds, 0)) AS seed_0,
        count(*) FILTER (WHERE list_contains(seeds, 1)) AS seed_1,
        count(*) FILTER (WHERE list_contains(seeds, 2)) AS seed_2
-FROM read_parquet(getvariable('root') || '/eval/retrieval/*/*.parquet', hive_partitioning = true)
+FROM read_parquet(getvariable('root') || '/eval/retrieval/[!._]*/*.parquet', hive_partitioning = true)
 GROUP BY year, subset
 ORDER BY year, subset;
 
 -- name: net_class_counts
 -- TiC-DataComp-Net pairs per year and class.
 SELECT year, class_id, wnid, any_value(lemma) AS lemma, count(*) AS pairs, round(avg(similarity), 3) AS mean_similarity
-FROM read_parquet(getvariable('root') || '/eval/net/*/*.parquet', hive_partitioning = true)
+FROM read_parquet(getvariable('root') || '/eval/net/[!._]*/*.parquet', hive_partitioning = true)
 GROUP BY year, class_id, wnid
 ORDER BY year, pairs DESC;
 
@@ -21,7 +21,7 @@ ORDER BY year, pairs DESC;
 -- The Net classes whose share of a year moved most since the year before.
 WITH counts AS (
     SELECT year, lemma, count(*) AS n
-    FROM read_parquet(getvariable('root') || '/eval/net/*/*.parquet', hive_partitioning = true) GROUP BY ALL
+    FROM read_parquet(getvariable('root') || '/eval/net/[!._]*/*.parquet', hive_partitioning = true) GROUP BY ALL
 ), shares AS (
     SELECT year, lemma, n / sum(n) OVER (PARTITION BY year) AS share FROM counts
 ), years AS (
@@ -41,19 +41,19 @@ FROM ranked WHERE rank <= 3 ORDER BY year, rank;
 -- name: train_sizes
 -- Training rows per pool and year, after every evaluation pair was removed.
 SELECT regexp_extract(filename, '/train/([^/]+)/', 1) AS pool, year, count(*) AS rows
-FROM read_parquet(getvariable('root') || '/train/*/*/*.parquet', hive_partitioning = true, filename = true)
+FROM read_parquet(getvariable('root') || '/train/[!._]*/[!._]*/*.parquet', hive_partitioning = true, filename = true)
 GROUP BY ALL
 ORDER BY pool, year;
 
 -- name: leakage_check
 -- Training rows that share a uid, sha256 or url with an evaluation pair: must return no rows.
 WITH evaluation AS (
-    SELECT uid, sha256, url FROM read_parquet(getvariable('root') || '/eval/retrieval/*/*.parquet', hive_partitioning = true)
+    SELECT uid, sha256, url FROM read_parquet(getvariable('root') || '/eval/retrieval/[!._]*/*.parquet', hive_partitioning = true)
     UNION
-    SELECT uid, sha256, url FROM read_parquet(getvariable('root') || '/eval/net/*/*.parquet', hive_partitioning = true)
+    SELECT uid, sha256, url FROM read_parquet(getvariable('root') || '/eval/net/[!._]*/*.parquet', hive_partitioning = true)
 ), train AS (
     SELECT uid, sha256, url, filename
-    FROM read_parquet(getvariable('root') || '/train/*/*/*.parquet', hive_partitioning = true, filename = true)
+    FROM read_parquet(getvariable('root') || '/train/[!._]*/[!._]*/*.parquet', hive_partitioning = true, filename = true)
 )
 SELECT t.uid, 'uid' AS key, t.filename FROM train t JOIN evaluation e ON t.uid = e.uid
 UNION ALL

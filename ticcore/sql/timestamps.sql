@@ -6,14 +6,14 @@
 -- name: pairs_per_year
 -- Matched DataComp pairs per first-seen year, with the share of all matched pairs.
 SELECT first_seen_year, count(*) AS pairs, round(count(*) / sum(count(*)) OVER (), 4) AS share
-FROM read_parquet(getvariable('root') || '/first_seen/*/*.parquet', hive_partitioning = true)
+FROM read_parquet(getvariable('root') || '/first_seen/[!._]*/*.parquet', hive_partitioning = true)
 GROUP BY first_seen_year
 ORDER BY first_seen_year;
 
 -- name: pairs_per_month
 -- Matched pairs per first-seen month (YYYY-MM).
 SELECT first_seen_month, count(*) AS pairs
-FROM read_parquet(getvariable('root') || '/first_seen/*/*.parquet', hive_partitioning = true)
+FROM read_parquet(getvariable('root') || '/first_seen/[!._]*/*.parquet', hive_partitioning = true)
 GROUP BY first_seen_month
 ORDER BY first_seen_month;
 
@@ -23,7 +23,7 @@ SELECT first_seen_year,
        count(*) AS pairs,
        round(avg(CASE WHEN n_snapshots_seen = 1 THEN 1 ELSE 0 END), 4) AS seen_in_one_snapshot,
        round(avg(n_snapshots_seen), 3) AS mean_snapshots_seen
-FROM read_parquet(getvariable('root') || '/first_seen/*/*.parquet', hive_partitioning = true)
+FROM read_parquet(getvariable('root') || '/first_seen/[!._]*/*.parquet', hive_partitioning = true)
 GROUP BY first_seen_year
 ORDER BY first_seen_year;
 
@@ -35,7 +35,7 @@ WITH per_snapshot AS (
     SELECT snapshot, count(*) AS pool_pairs_seen FROM per_snapshot GROUP BY snapshot
 ), firsts AS (
     SELECT first_seen_snapshot AS snapshot, count(*) AS first_seen_here
-    FROM read_parquet(getvariable('root') || '/first_seen/*/*.parquet', hive_partitioning = true)
+    FROM read_parquet(getvariable('root') || '/first_seen/[!._]*/*.parquet', hive_partitioning = true)
     GROUP BY 1
 )
 SELECT s.snapshot, s.pool_pairs_seen, coalesce(f.first_seen_here, 0) AS first_seen_here,
@@ -50,7 +50,7 @@ SELECT first_seen_year,
        round(avg(date_diff('day', first_seen_time, last_seen_time)), 1) AS mean_lag_days,
        quantile_cont(date_diff('day', first_seen_time, last_seen_time), 0.5) AS median_lag_days,
        max(date_diff('day', first_seen_time, last_seen_time)) AS max_lag_days
-FROM read_parquet(getvariable('root') || '/first_seen/*/*.parquet', hive_partitioning = true)
+FROM read_parquet(getvariable('root') || '/first_seen/[!._]*/*.parquet', hive_partitioning = true)
 GROUP BY first_seen_year
 ORDER BY first_seen_year;
 
@@ -58,7 +58,7 @@ ORDER BY first_seen_year;
 -- The five image hosts with the most newly seen pairs each year.
 WITH hosts AS (
     SELECT first_seen_year, lower(regexp_extract(url, '^[a-zA-Z][a-zA-Z0-9+.-]*://([^/:?#]+)', 1)) AS host
-    FROM read_parquet(getvariable('root') || '/first_seen/*/*.parquet', hive_partitioning = true)
+    FROM read_parquet(getvariable('root') || '/first_seen/[!._]*/*.parquet', hive_partitioning = true)
 ), counted AS (
     SELECT first_seen_year, host, count(*) AS pairs FROM hosts GROUP BY ALL
 ), ranked AS (

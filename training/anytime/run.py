@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from ticcore.errors import InputError, UserError
-from ticcore.outputs import atomic_file, write_json
+from ticcore.outputs import atomic_file, open_run_dir, write_json
 from ticcore.steps import StepMap
 
 from ..evaluate import class_embeddings
@@ -34,6 +34,8 @@ from .model import SplitCLIP, other_loss, tuned_probabilities
 from .ocw import ClassAccuracy, combine, tuned_weights
 from .replay import Codec, ReplayStore, ReplayStoreError
 from .stream import Example, StreamError, load_classes, load_examples, split_and_order, step_of, stream_steps
+
+RUN_KIND = "tic-train anytime"  # the ownership marker of an AnytimeCL run directory
 
 REPLAY_MODES = ("compressed", "raw", "none")
 CHUNK = 256  # stream images decoded and encoded together
@@ -469,15 +471,7 @@ def _finish_interrupted_save(store_path: Path, state_sha: str, log) -> None:
 
 
 def _claim(out: Path, cfg: AnytimeConfig) -> None:
-    out.mkdir(parents=True, exist_ok=True)
-    cfg_path = out / "config.json"
-    if cfg_path.is_file():
-        if json.loads(cfg_path.read_text()) != cfg.to_json():
-            raise AnytimeError(f"{out}: holds a run with another configuration; choose another --out")
-        return
-    if any(out.iterdir()):
-        raise AnytimeError(f"{out}: not empty and not an anytime run directory")
-    write_json(cfg_path, cfg.to_json())
+    open_run_dir(out, RUN_KIND, cfg.to_json())
 
 
 def auc(xs: list[float], ys: list[float]) -> float:
