@@ -36,6 +36,7 @@ import pyarrow.parquet as pq
 
 from benchmarks import analysis as A
 from benchmarks.pools import default_start_year, read_hive, train_pools
+from ticcore.validate import ArgumentParser, number
 from ticcore import sqlfiles
 from ticcore.errors import UserError, report_user_errors
 from ticcore.outputs import staged_dir, write_json
@@ -341,12 +342,12 @@ def _report(summary: dict, tables: dict, images: bool) -> str:
 
 
 def _parser():
-    p = argparse.ArgumentParser(prog=TOOL, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser(prog=TOOL, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("splits", type=Path)
     p.add_argument("out", type=Path)
     p.add_argument("--pool", help="training pool (default: basic if present, else the only one)")
-    p.add_argument("--per-step", type=int, default=3000, help="rows sampled per step (default 3000)")
-    p.add_argument("--start-year", type=int, help="first step (default: the splits' own, else 2016)")
+    p.add_argument("--per-step", type=number(int, 1), default=3000, help="rows sampled per step (default 3000)")
+    p.add_argument("--start-year", type=number(int, 1900, 2200), help="first step (default: the splits' own, else 2016)")
     p.add_argument("--embeddings", type=Path, help="DataComp-style metadata dir with .npz l14_img embeddings")
     p.add_argument("--checkpoint", type=Path, help="a tic-train checkpoint to embed the SHARDS images with")
     p.add_argument("--shards", type=Path, help="tic-shards output holding the pool's images (with --checkpoint)")

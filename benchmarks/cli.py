@@ -37,6 +37,7 @@ from benchmarks.prompts import class_prompts, imagenet_classnames, templates  # 
 from benchmarks.sentence import check_model_path  # noqa: E402
 from benchmarks.splits import SplitConfig  # noqa: E402
 from benchmarks.wordnet import subtree_class_ids  # noqa: E402
+from ticcore.validate import ArgumentParser, number  # noqa: E402
 from ticcore.errors import report_user_errors  # noqa: E402
 from ticcore.imagenet import load_imagenet_classes  # noqa: E402
 from ticcore.sparkio import (InputError, build_session, check_output_local, is_local, local_path,  # noqa: E402
@@ -90,7 +91,7 @@ class SplitsJob:
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=TOOL, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser(prog=TOOL, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True)
     b = sub.add_parser("build", help="build the evaluation splits and training pools")
     b.add_argument("out")
@@ -99,21 +100,21 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--filtered", help="directory holding tic-filter outputs basic/ and/or bestpool/")
     b.add_argument("--eval-source", choices=POOLS, help="pool the retrieval pairs come from (default: basic if "
                                                           "given, else unfiltered)")
-    b.add_argument("--eval-size", type=int, default=4000, help="retrieval pairs per year and seed (default 4000)")
-    b.add_argument("--seeds", type=int, default=3)
-    b.add_argument("--max-holdout-fraction", type=float, default=0.1,
+    b.add_argument("--eval-size", type=number(int, 0), default=4000, help="retrieval pairs per year and seed (default 4000)")
+    b.add_argument("--seeds", type=number(int, 1), default=3)
+    b.add_argument("--max-holdout-fraction", type=number(float, 0, 1), default=0.1,
                    help="hold out at most this share of a year (default 0.1)")
-    b.add_argument("--subset-fraction", type=float, default=0.5, help="COVID/Flickr holdouts' share of their rows")
-    b.add_argument("--net-max-per-year", type=int, default=4000)
-    b.add_argument("--net-max-fraction", type=float, default=0.1)
-    b.add_argument("--min-similarity", type=float, default=0.5, help="Net: caption-to-synset cosine must exceed this")
+    b.add_argument("--subset-fraction", type=number(float, 0, 1, lo_open=True), default=0.5, help="COVID/Flickr holdouts' share of their rows")
+    b.add_argument("--net-max-per-year", type=number(int, 0), default=4000)
+    b.add_argument("--net-max-fraction", type=number(float, 0, 1), default=0.1)
+    b.add_argument("--min-similarity", type=number(float, -1, 1), default=0.5, help="Net: caption-to-synset cosine must exceed this")
     b.add_argument("--sentence-model", help="sentence-transformers model directory (default: the packaged MiniLM)")
     b.add_argument("--subtree", action="append", default=None, metavar="SYNSET",
                    help="WordNet node whose ImageNet classes get their own accuracy (default motor_vehicle.n.01)")
     b.add_argument("--templates", choices=("simple", "openai"), default="simple", help="zero-shot prompt templates")
     b.add_argument("--keep-net-candidates", action="store_true",
                    help="also write net_candidates/: every caption that reached the similarity check, with its score")
-    b.add_argument("--seed", type=int, default=0)
+    b.add_argument("--seed", type=number(int, 0), default=0)
     b.add_argument("--master", default="local[*]")
     c = sub.add_parser("check-leakage", help="verify that no evaluation pair is in a training pool")
     c.add_argument("out")

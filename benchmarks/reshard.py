@@ -32,6 +32,7 @@ from ticcore.errors import InputError
 from ticcore.outputs import staged_dir
 from ticcore.schemas import NET_EVAL, RETRIEVAL_EVAL, SHARD_SAMPLE
 from ticcore.steps import GRANULARITIES, STEPS_FILE, StepMap, StepScheme, steps_document
+from ticcore.validate import uid_problems
 
 TOOL = "tic-shards"
 OUTPUT_KIND = "tic-shards reshard"  # the ownership marker of a reshard output (downloads are "tic-shards download")
@@ -248,6 +249,14 @@ class _Written:
         return sizes
 
 
+def _check_uids(path: Path, uids, repeats_allowed: bool = False) -> None:
+    """uids become tar member names here: refuse a table with one that is not a safe name, or with
+    repeats (a sample written twice), before anything is written (`ticcore.validate`)."""
+    problem = uid_problems(uids, "safe", repeats_allowed)
+    if problem:
+        raise InputError(f"{path}: {problem}; nothing was written")
+
+
 def merge_retrieval_rows(rows: list[dict]) -> list[dict]:
     """One sample per retrieval pair: its rows (one per subset) merge, subsets and seeds travel in the json."""
     merged: dict = {}
@@ -273,6 +282,7 @@ def reshard(cfg: ReshardConfig, log=print) -> dict:
             df = read_hive(cfg.splits / "train" / pool)
             if df is None:
                 continue
+            _check_uids(cfg.splits / "train" / pool, df["uid"])
             years.update(df["year"].tolist())
             months.update(df["first_seen_month"].dropna().tolist())
             df["step"] = [scheme.label(m, y) for m, y in zip(df["first_seen_month"], df["year"])]
@@ -284,13 +294,16 @@ def reshard(cfg: ReshardConfig, log=print) -> dict:
             df = read_hive(cfg.splits / "eval" / name)
             if df is None:
                 continue
+            _check_uids(cfg.splits / "eval" / name, df["uid"], repeats_allowed=name == "retrieval")
             years.update(df["year"].tolist())
             months.update(df["first_seen_month"].dropna().tolist())
             for year, g in sorted(df.groupby("year")):
                 rows = g[keep + list(extra)].to_dict("records")
                 w.step(f"eval/{name}/{year}", merge_retrieval_rows(rows) if name == "retrieval" else rows)
         if cfg.static:
-            w.step("eval/static", as_uid_frame(read_parquet(cfg.static)).to_dict("records"))
+            static = as_uid_frame(read_parquet(cfg.static))
+            _check_uids(cfg.static, static["uid"])
+            w.step("eval/static", static.to_dict("records"))
         seconds = time.perf_counter() - t0
         stats = {"tool": TOOL, "granularity": scheme.granularity, "start_year": scheme.start_year, "steps": steps,
                  "not_downloaded": w.missing, "samples_written": w.samples, "seconds": round(seconds, 2),

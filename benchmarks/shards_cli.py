@@ -37,6 +37,7 @@ from benchmarks.download import DOWNLOAD_KIND, DownloadConfig, download
 from benchmarks.netguard import NetPolicy, parse_resolve
 from benchmarks.pools import read_parquet, url_list
 from benchmarks.reshard import STEP_CHOICES, TOOL, ReshardConfig, reshard
+from ticcore.validate import ArgumentParser, number
 from ticcore.errors import InputError, report_user_errors
 from ticcore.outputs import atomic_file, open_output_dir
 from ticcore.schemas import SHARD_KEYS
@@ -66,7 +67,7 @@ class DownloadJob:
 
 
 def _parser():
-    p = argparse.ArgumentParser(prog=TOOL, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser(prog=TOOL, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True)
     d = sub.add_parser("download", help="download every pair once, into a uid-addressed pool")
     d.add_argument("splits", help="a tic-splits output")
@@ -76,25 +77,25 @@ def _parser():
     d.add_argument("--allow-private", action="store_true", help="allow private (RFC 1918, ULA) addresses")
     d.add_argument("--resolve", action="append", default=[], metavar="HOST=IP[:PORT]",
                    help="resolve HOST (or * for every host) to this address, like curl --resolve")
-    d.add_argument("--image-size", type=int, default=256)
+    d.add_argument("--image-size", type=number(int, 1), default=256)
     d.add_argument("--resize-mode", default="keep_ratio_largest", help="img2dataset resize mode")
     d.add_argument("--encode-format", default="jpg", choices=("jpg", "png", "webp"))
-    d.add_argument("--encode-quality", type=int, default=90)
-    d.add_argument("--processes", type=int, default=os.cpu_count() or 1)
-    d.add_argument("--threads", type=int, default=32)
-    d.add_argument("--timeout", type=int, default=10)
-    d.add_argument("--retries", type=int, default=0)
-    d.add_argument("--samples-per-shard", type=int, default=10_000)
-    d.add_argument("--max-image-area", type=float, default=25e6, help="larger images fail as too_large")
+    d.add_argument("--encode-quality", type=number(int, 0, 100), default=90)
+    d.add_argument("--processes", type=number(int, 1), default=os.cpu_count() or 1)
+    d.add_argument("--threads", type=number(int, 1), default=32)
+    d.add_argument("--timeout", type=number(int, 1), default=10)
+    d.add_argument("--retries", type=number(int, 0), default=0)
+    d.add_argument("--samples-per-shard", type=number(int, 1), default=10_000)
+    d.add_argument("--max-image-area", type=number(float, 1), default=25e6, help="larger images fail as too_large")
     d.add_argument("--no-verify-hash", action="store_true", help="do not check downloads against metadata sha256")
     r = sub.add_parser("reshard", help="write step and evaluation shards from the downloaded pool")
     r.add_argument("splits")
     r.add_argument("download")
     r.add_argument("out")
     r.add_argument("--granularity", choices=STEP_CHOICES, default="year")
-    r.add_argument("--start-year", type=int, default=None,
+    r.add_argument("--start-year", type=number(int, 1900, 2200), default=None,
                    help="years before this fold into the first step (default: the splits' own, else 2016)")
-    r.add_argument("--samples-per-shard", type=int, default=10_000)
+    r.add_argument("--samples-per-shard", type=number(int, 1), default=10_000)
     r.add_argument("--static", help="parquet of a labelled static set (uid or image_id, url, class_id, ...)")
     c = sub.add_parser("check-leakage", help="no evaluation uid or sha256 in any training shard")
     c.add_argument("out")

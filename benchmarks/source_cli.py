@@ -36,10 +36,11 @@ from pyspark.sql import functions as F  # noqa: E402
 from benchmarks import splits as sp  # noqa: E402
 from benchmarks.splits import SplitConfig  # noqa: E402
 from curation.sources import parse_redcaps_annotation, parse_subset_ids, parse_yfcc_line  # noqa: E402
+from ticcore.validate import ArgumentParser, number  # noqa: E402
 from ticcore.errors import report_user_errors  # noqa: E402
 from ticcore.schemas import SOURCE_ROWS  # noqa: E402
 from ticcore.sparkio import (InputError, build_session, check_output_local, is_local, local_path,  # noqa: E402
-                              staged_output, write_stats)
+                              staged_output, unreadable_files_are_input_errors, write_stats)
 
 
 @dataclass(frozen=True)
@@ -261,18 +262,18 @@ def build(spark, cfg: SourceConfig, log=print) -> dict:
 
 
 def _parser(source: Source) -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=source.tool, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser(prog=source.tool, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     what = "YFCC100M metadata TSV file(s) (.bz2/.gz allowed)" if source.name == "yfcc" else \
         "RedCaps annotation JSON files or directories holding them"
     p.add_argument("inputs", nargs="+", help=what)
     p.add_argument("out")
     if source.name == "yfcc":
         p.add_argument("--subset", help="YFCC15M id list (line number, photo id, photo hash per line)")
-    p.add_argument("--eval-size", type=int, default=1000, help="retrieval pairs per step and seed (default 1000)")
-    p.add_argument("--seeds", type=int, default=3)
-    p.add_argument("--max-holdout-fraction", type=float, default=0.1)
+    p.add_argument("--eval-size", type=number(int, 0), default=1000, help="retrieval pairs per step and seed (default 1000)")
+    p.add_argument("--seeds", type=number(int, 1), default=3)
+    p.add_argument("--max-holdout-fraction", type=number(float, 0, 1), default=0.1)
     p.add_argument("--now", help="ISO date: later timestamps are future_timestamp (default: now)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=number(int, 0), default=0)
     p.add_argument("--master", default="local[*]")
     return p
 
@@ -286,7 +287,8 @@ def main_for(name: str, argv=None) -> int:
         check_inputs(source, list(cfg.inputs), cfg.out, cfg.subset)  # before a JVM starts
         spark = build_session(source.tool, cfg.master)
         try:
-            build(spark, cfg)
+            with unreadable_files_are_input_errors():
+                build(spark, cfg)
         finally:
             spark.stop()
         return 0

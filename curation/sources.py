@@ -20,6 +20,9 @@ with `image_id` (the uid), `url`, `caption` (RedCaps' cleaned caption; `raw_capt
 `subreddit`, `created_utc` (Unix seconds, the timestamp). `[deleted]`/`[removed]`/empty captions are
 `deleted_caption`.
 
+A uid that is not a safe tar member name (`ticcore.validate.SAFE_UID`: 1-64 of [A-Za-z0-9_-]) is
+`bad_uid`: it would become a shard member name. YFCC photo ids and RedCaps image ids always fit.
+
 Timestamps: missing, zero or unparsable -> `missing_timestamp`; before 2004-01-01 -> `before_2004`;
 after the job's `--now` (default: the run's time) -> `future_timestamp`.
 """
@@ -30,6 +33,8 @@ import html
 import re
 from urllib.parse import unquote_plus
 
+from ticcore.validate import uid_ok
+
 YFCC_FIELDS = ("line_number", "photo_id", "photo_hash", "user_nsid", "user_nickname", "date_taken",
                "date_uploaded", "capture_device", "title", "description", "user_tags", "machine_tags",
                "longitude", "latitude", "accuracy", "page_url", "download_url", "license_name", "license_url",
@@ -38,7 +43,7 @@ FIELD = {name: i for i, name in enumerate(YFCC_FIELDS)}
 EARLIEST = dt.datetime(2004, 1, 1, tzinfo=dt.timezone.utc)
 DELETED = {"", "[deleted]", "[removed]", "deleted", "removed"}
 REASONS = ("kept", "malformed_line", "missing_timestamp", "before_2004", "future_timestamp", "video",
-           "no_caption", "deleted_caption", "no_url", "not_in_subset", "duplicate_uid", "malformed_file")
+           "no_caption", "deleted_caption", "no_url", "not_in_subset", "duplicate_uid", "malformed_file", "bad_uid")
 
 _TAG = re.compile(r"<[^>]*>")
 _URL = re.compile(r"(?:https?://|www\.)\S+", re.IGNORECASE)
@@ -105,7 +110,8 @@ def parse_yfcc_line(line: str, now: dt.datetime) -> dict:
     when, bad = timestamp_reason(fields[FIELD["date_uploaded"]] or None, now)
     url = fields[FIELD["download_url"]].strip() or None
     text = yfcc_caption(fields[FIELD["title"]], fields[FIELD["description"]])
-    reason = _first_reason((fields[FIELD["marker"]].strip() == "1", "video"), (bad is not None, bad),
+    reason = _first_reason((not uid_ok(uid), "bad_uid"), (fields[FIELD["marker"]].strip() == "1", "video"),
+                           (bad is not None, bad),
                            (not url, "no_url"), (not text, "no_caption"))
     return _row(uid, url, text, when, reason)
 
@@ -120,7 +126,7 @@ def parse_redcaps_annotation(ann: dict, now: dt.datetime) -> dict:
     url = ann.get("url") or None
     when, bad = timestamp_reason(ann.get("created_utc"), now)
     text = clean_text(caption, url_encoded=False)
-    reason = _first_reason((uid is None, "malformed_line"), (bad is not None, bad),
+    reason = _first_reason((uid is None, "malformed_line"), (not uid_ok(uid), "bad_uid"), (bad is not None, bad),
                            (caption.strip().lower() in DELETED, "deleted_caption"), (not url, "no_url"),
                            (not text, "no_caption"))
     return _row(uid, url, text, when, reason, subreddit=ann.get("subreddit"))

@@ -33,8 +33,10 @@ from pyspark.sql import functions as F  # noqa: E402
 from curation import timestamps as ts  # noqa: E402
 from curation.extract import ExtractConfig, add_rule_args  # noqa: E402
 from curation.manifest import read_manifest  # noqa: E402
+from curation.metadata import check_pool  # noqa: E402
+from ticcore.validate import ArgumentParser, number, spark_uid_problems  # noqa: E402
 from ticcore.sparkio import staged_output, write_stats  # noqa: E402
-from curation.warc_reader import READERS, accounting_errors, nest_stats  # noqa: E402
+from curation.warc_reader import READERS, accounting_errors, all_inputs_failed, nest_stats  # noqa: E402
 from ticcore.errors import InputError, report_user_errors, require_accounting  # noqa: E402
 from ticcore.schemas import POOL_KEYS, WARC_FILES  # noqa: E402
 from ticcore.sparkio import (build_session, check_output_local, hadoop_fs, is_local, local_path,  # noqa: E402
@@ -73,22 +75,22 @@ class TimestampJoinConfig:
 
 
 def parse_args(argv: list[str] | None) -> TimestampJoinConfig:
-    p = argparse.ArgumentParser(prog="timestamp_join.py", description=__doc__,
+    p = ArgumentParser(prog="timestamp_join.py", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("manifest")
     p.add_argument("metadata_dir", help="directory of DataComp metadata parquet (.npz files are ignored)")
     p.add_argument("output_dir")
     p.add_argument("--previous", help="an earlier OUTPUT_DIR: fold only WARC files it has not read into it")
     p.add_argument("--input-base", help="base for relative manifest lines (default: the manifest's directory)")
-    p.add_argument("--partitions", type=int, help="extraction partitions (default: 4 x default parallelism)")
-    p.add_argument("--max-page-mb", type=float, default=5.0, help="skip (and count) larger HTML payloads")
+    p.add_argument("--partitions", type=number(int, 1), help="extraction partitions (default: 4 x default parallelism)")
+    p.add_argument("--max-page-mb", type=number(float, 0, lo_open=True), default=5.0, help="skip (and count) larger HTML payloads")
     p.add_argument("--reader", choices=READERS, default="warcio",
                    help="WARC reader: fastwarc gives the same rows and counts with a little less CPU (default: warcio; "
                         "WARC input only)")
     add_rule_args(p)
     p.add_argument("--master", default="local[*]", help="used only when not launched by spark-submit")
     p.add_argument("--keep-candidates", action="store_true", help="also write candidates/ (every <img> row)")
-    p.add_argument("--files-per-year", type=int, default=1,
+    p.add_argument("--files-per-year", type=number(int, 1), default=1,
                    help="parquet files per first_seen_year partition (rows split by uid hash; default 1)")
     a = p.parse_args(argv)
     if a.files_per_year < 1:
@@ -101,20 +103,7 @@ def parse_args(argv: list[str] | None) -> TimestampJoinConfig:
 # ------------------------------------------------------------------ inputs
 
 def check_metadata_local(metadata_dir: str) -> None:
-    root = local_path(metadata_dir)
-    if not root.is_dir():
-        raise InputError(f"{metadata_dir}: metadata directory not found")
-    files = sorted(root.rglob("*.parquet"))
-    if not files:
-        raise InputError(f"{metadata_dir}: no .parquet files")
-    for f in files:
-        try:
-            names = pq.read_schema(f).names
-        except Exception as exc:  # noqa: BLE001
-            raise InputError(f"{f}: not a readable parquet file ({exc})")
-        missing = POOL_KEYS.missing(names)
-        if missing:
-            raise InputError(f"{f}: metadata lacks required column(s) {', '.join(missing)}")
+    check_pool(local_path(metadata_dir), POOL_KEYS.names)
 
 
 # ------------------------------------------------------------------ the job
@@ -127,6 +116,9 @@ def run(spark, cfg: TimestampJoinConfig, log=print) -> dict:
         check_metadata_local(cfg.metadata_dir)
     paths = read_manifest(cfg.manifest, cfg.input_base, spark)
     pool = ts.read_pool(spark, cfg.metadata_dir)
+    problem = spark_uid_problems(pool)
+    if problem:  # a bad or repeated uid would be passed on, or collapse rows and break the accounting
+        raise InputError(f"{cfg.metadata_dir}: {problem}; the pool is refused")
 
     prev_files, prev_counters = _previous(spark, cfg)
     todo = [p for p in dict.fromkeys(paths) if p not in prev_files]
@@ -143,6 +135,13 @@ def run(spark, cfg: TimestampJoinConfig, log=print) -> dict:
         _write_outputs(cfg, tmp, rows, candidates if todo else None, files_df)
         join, by_year = _join_counts(spark, tmp, rows, n_pool)
         rows.unpersist()
+        failed = all_inputs_failed(counters)
+        if failed:
+            raise InputError(f"{cfg.manifest}: {failed}")
+        if join["matched"] == 0:
+            raise InputError(f"{cfg.metadata_dir}: no pool row matched a pair of the {len(paths)} crawl file(s) "
+                             "on (url, text): are the metadata and the manifest from the same crawl and pair rules? "
+                             "nothing was written")
         errors = accounting_errors(counters)
         if join["matched"] + join["unmatched"] != n_pool:
             errors.append(f"join: matched {join['matched']} + unmatched {join['unmatched']} != DataComp rows {n_pool}")

@@ -62,6 +62,17 @@ def nest_stats(flat: dict) -> dict:
     return out
 
 
+def all_inputs_failed(flat: dict) -> str | None:
+    """The message for a run in which every input file failed (an output of nothing would look like a
+    crawl without pairs), else None. A run where only some failed goes on and counts them."""
+    n = int(flat.get("files.input", 0))
+    failed = {k[len("files.failed."):]: int(v) for k, v in flat.items() if k.startswith("files.failed.") and v}
+    if n and sum(failed.values()) == n:
+        return (f"all {n} input file(s) failed (" + ", ".join(f"{r} {c}" for r, c in sorted(failed.items()))
+                + "); nothing was written")
+    return None
+
+
 def accounting_errors(flat: dict) -> list[str]:
     """Stages whose kept + dropped + failed differs from their input (empty list = all add up)."""
     errors = []

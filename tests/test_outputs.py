@@ -114,13 +114,23 @@ def test_sql_globs_skip_temporary_siblings(tmp_path):
         assert "/*/" not in sql.read_text(), f"{sql.name}: a directory glob that would read temporary siblings"
 
 
-def test_strict_json_refuses_nan(tmp_path):
-    with pytest.raises(ValueError, match="threshold"):
-        json_text({"config": {"threshold": float("nan")}})
-    with pytest.raises(ValueError):
-        write_json(tmp_path / "s.json", {"x": float("inf")})
-    assert not list(tmp_path.iterdir())
-    assert json.loads(json_text({"x": 1.5})) == {"x": 1.5}
+def test_strict_json_writes_no_nan(tmp_path):
+    text = json_text({"config": {"threshold": float("nan")}, "m": [[1.5, float("inf")]], "n": (float("-inf"),)})
+    assert "NaN" not in text and "Infinity" not in text
+    assert json.loads(text, parse_constant=lambda c: pytest.fail(f"non-strict constant {c}")) == \
+        {"config": {"threshold": None}, "m": [[1.5, None]], "n": [None]}
+    write_json(tmp_path / "s.json", {"x": float("nan")})
+    assert (tmp_path / "s.json").read_text() == '{\n "x": null\n}\n'
+
+
+def test_nan_flags_are_refused_with_one_line():
+    from ticcore.validate import ArgumentParser, number
+    p = ArgumentParser(prog="tic-filter")
+    p.add_argument("--threshold", type=number(float))
+    for bad in ("nan", "inf", "-inf", "1e999", "x"):
+        with pytest.raises(SystemExit) as exc:
+            p.parse_args(["--threshold", bad])
+        assert exc.value.code == 2
 
 
 def test_run_dirs_claim_only_after_validation_and_resume_by_config(tmp_path):

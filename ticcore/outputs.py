@@ -41,23 +41,23 @@ _SIBLING = re.compile(r"^\.(?P<name>.+)\.(?P<kind>tmp|old)-(?P<host>[A-Za-z0-9_-
 # ------------------------------------------------------------------ strict JSON
 
 def json_text(doc, **dump_args) -> str:
-    """A JSON document as strict JSON (RFC 8259) with a final newline: NaN and infinities are refused,
-    because `json.dumps` would write `NaN`, which JSON parsers other than Python's reject."""
+    """A JSON document as strict JSON (RFC 8259) with a final newline. JSON has no NaN or infinity
+    (`json.dumps` would write `NaN`, which parsers other than Python's reject), so a non-finite float,
+    such as the score of an evaluation set a step does not have, is written as null; readers that want
+    NaN back convert with `float("nan") if v is None`. Inputs never carry them in: numeric flags and
+    configs refuse nan and inf (`ticcore.validate`)."""
     dump_args.setdefault("indent", 1)
-    try:
-        return json.dumps(doc, allow_nan=False, **dump_args) + "\n"
-    except ValueError as exc:
-        raise ValueError(f"{exc}: {_non_finite_paths(doc)}") from None
+    return json.dumps(_finite_or_null(doc), allow_nan=False, **dump_args) + "\n"
 
 
-def _non_finite_paths(doc, prefix="") -> str:
-    if isinstance(doc, float) and not math.isfinite(doc):
-        return prefix or "<document>"
+def _finite_or_null(doc):
+    if isinstance(doc, float):
+        return doc if math.isfinite(doc) else None
     if isinstance(doc, dict):
-        return ", ".join(p for k, v in doc.items() if (p := _non_finite_paths(v, f"{prefix}.{k}" if prefix else str(k))))
+        return {k: _finite_or_null(v) for k, v in doc.items()}
     if isinstance(doc, (list, tuple)):
-        return ", ".join(p for i, v in enumerate(doc) if (p := _non_finite_paths(v, f"{prefix}[{i}]")))
-    return ""
+        return [_finite_or_null(v) for v in doc]
+    return doc
 
 
 # ------------------------------------------------------------------ ownership

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 from typing import Iterator
 from pathlib import Path
 
@@ -174,6 +175,29 @@ def staged_output(spark, final: str, tool: str) -> Iterator[str]:
     except BaseException:
         delete(spark, tmp)
         raise
+
+
+_FAILED_READ = re.compile(r"Encountered error while reading file (\S+?)\.?\s")
+_READ_CAUSES = (("Unexpected end of input stream", "the compressed data ends early (a truncated file?)"),
+                ("Not in GZIP format", "not gzip data"), ("incorrect header check", "not compressed data"),
+                ("EOFException", "the file ends early (a truncated file?)"),
+                ("MALFORMED", "malformed data"))
+
+
+@contextlib.contextmanager
+def unreadable_files_are_input_errors() -> Iterator[None]:
+    """Turn Spark's failure to read an input file (a truncated .gz, random bytes named .bz2: Spark's
+    FAILED_READ_FILE error) into one InputError naming the file, instead of a JVM stack trace."""
+    try:
+        yield
+    except Exception as exc:  # noqa: BLE001 - py4j's and Spark's error types; anything else is re-raised
+        text = str(exc)
+        m = _FAILED_READ.search(text)
+        if not m:
+            raise
+        why = next((says for marker, says in _READ_CAUSES if marker in text), "damaged, or not data of the kind its name says")
+        path = m.group(1)
+        raise InputError(f"{path[len('file://'):] if path.startswith('file://') else path}: cannot be read: {why}") from None
 
 
 def write_stats(spark, out_dir: str, stats: dict) -> None:

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import duckdb
 
+from ticcore.validate import ArgumentParser, number
 from ticcore.errors import report_user_errors
 from ticcore.pkgdata import package_path
 
@@ -81,7 +82,7 @@ def run(path: str | Path, name: str, con=None, **variables):
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="tic-sql", description=__doc__,
+    p = ArgumentParser(prog="tic-sql", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("file")
     p.add_argument("--var", action="append", default=[], metavar="NAME=VALUE", help="set a DuckDB variable")

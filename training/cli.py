@@ -22,6 +22,7 @@ import types
 import typing
 from pathlib import Path
 
+from ticcore.validate import ArgumentParser, number
 from ticcore.errors import report_user_errors
 
 from .anytime.compare import compare
@@ -49,10 +50,10 @@ def _add_config_options(p: argparse.ArgumentParser) -> None:
         if hint is bool:
             p.add_argument(flag, action="store_true", default=None)
         elif f.name in ("patching_alphas", "steps_filter"):
-            p.add_argument(flag, nargs="+", default=None, type=float if f.name == "patching_alphas" else str)
+            p.add_argument(flag, nargs="+", default=None, type=number(float, 0, 1) if f.name == "patching_alphas" else str)
         else:
             base = _base_type(hint)
-            kw = {"type": base if base in (int, float, str) else str, "default": None}
+            kw = {"type": number(base) if base in (int, float) else str, "default": None}
             if f.name == "method":
                 kw["choices"] = METHODS
             p.add_argument(flag, **kw)
@@ -65,7 +66,9 @@ def _add_anytime_options(p: argparse.ArgumentParser) -> None:
         if hint is bool:  # on by default: the flag switches the part off (an ablation)
             p.add_argument("--no-" + f.name.replace("_", "-"), dest=f.name, action="store_false", default=None)
             continue
-        kw = {"type": _base_type(hint), "default": None, "required": f.default is dataclasses.MISSING}
+        base = _base_type(hint)
+        kw = {"type": number(base) if base in (int, float) else base, "default": None,
+              "required": f.default is dataclasses.MISSING}
         if f.name == "replay":
             kw["choices"] = REPLAY_MODES
         p.add_argument("--" + f.name.replace("_", "-"), **kw)
@@ -80,7 +83,7 @@ def _add_embed_options(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=TOOL, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser(prog=TOOL, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     run_p = sub.add_parser("run", help="train one method over all steps")
     run_p.add_argument("--config", help="YAML file with any of the options below")
@@ -95,10 +98,10 @@ def build_parser() -> argparse.ArgumentParser:
     exp.add_argument("--out", required=True)
     exp.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
     exp.add_argument("--config", help="YAML with shared options (budget, model, batch size, ...)")
-    exp.add_argument("--budget-samples", type=int)
-    exp.add_argument("--budget-macs", type=float)
+    exp.add_argument("--budget-samples", type=number(int, 1))
+    exp.add_argument("--budget-macs", type=number(float, 0, lo_open=True))
     exp.add_argument("--pool", default=None)
-    exp.add_argument("--seed", type=int, default=None)
+    exp.add_argument("--seed", type=number(int, 0), default=None)
     for name, text in (("anytime", "AnytimeCL: online learning on the time-ordered labelled stream"),
                        ("anytime-compare", "AnytimeCL and its baselines on the same stream, one summary table")):
         _add_anytime_options(sub.add_parser(name, help=text))

@@ -8,11 +8,20 @@ from pathlib import Path
 import yaml
 
 from ticcore.errors import InputError
+from ticcore.validate import check_config_numbers
 
 from . import methods
 
 METHODS = tuple(methods.METHODS)  # the method table's names, in its order
 SCHEDULES = ("cosine", "const-cosine")
+
+
+# (lo, hi[, lo_open]) of the numeric fields that have a range; every numeric field must be finite
+NUMBER_RANGES = {"budget_macs": (0, None, True), "budget_samples": (1, None), "batch_size": (1, None),
+                 "lr": (0, None, True), "weight_decay": (0, None), "warmup": (0, None), "warmup_later": (0, 1),
+                 "lwf_weight": (0, None), "lwf_temperature": (0, None, True), "ewc_weight": (0, None),
+                 "ewc_batches": (1, None), "workers": (0, None), "seed": (0, None), "checkpoint_every": (0, None),
+                 "eval_batch_size": (1, None), "eval_cache_mb": (0, None), "max_steps": (1, None)}
 
 
 @dataclass(frozen=True)
@@ -49,6 +58,7 @@ class TrainConfig:
     steps_filter: tuple = ()          # explicit step labels to use (default: all found)
 
     def __post_init__(self):
+        check_config_numbers(self, NUMBER_RANGES)
         if self.method not in METHODS:
             raise InputError(f"--method must be one of {', '.join(METHODS)}, got {self.method!r}")
         if self.schedule not in SCHEDULES:
@@ -92,7 +102,14 @@ class TrainConfig:
 
     @classmethod
     def from_yaml(cls, path: str, overrides: dict) -> "TrainConfig":
-        d = yaml.safe_load(Path(path).read_text()) or {}
+        try:
+            d = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+        except OSError as exc:
+            raise InputError(f"{path}: cannot read the config ({exc.strerror or exc})") from None
+        except (yaml.YAMLError, UnicodeDecodeError) as exc:
+            raise InputError(f"{path}: not valid YAML ({' '.join(str(exc).split())})") from None
+        if not isinstance(d, dict):
+            raise InputError(f"{path}: a config must be a mapping of keys to values, not a {type(d).__name__}")
         d.update({k: v for k, v in overrides.items() if v is not None})
         return cls.from_dict(d)
 

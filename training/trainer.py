@@ -424,7 +424,20 @@ def _check_eval_sets(eval_sets: dict, labels: list[str], step_map: StepMap, data
 
 def _load_state(out: Path) -> dict:
     p = out / "state.json"
-    return json.loads(p.read_text()) if p.is_file() else {}
+    state = json.loads(p.read_text()) if p.is_file() else {}
+    if "rows" in state:  # scores are numbers: strict JSON wrote a NaN (a step without that set) as null
+        state["rows"] = _null_to_nan(state["rows"])
+    return state
+
+
+def _null_to_nan(doc):
+    if doc is None:
+        return float("nan")
+    if isinstance(doc, dict):
+        return {k: _null_to_nan(v) for k, v in doc.items()}
+    if isinstance(doc, list):
+        return [_null_to_nan(v) for v in doc]
+    return doc
 
 
 def _save_state(out: Path, state: dict) -> None:

@@ -24,6 +24,7 @@ from PIL import Image
 
 from ticcore.errors import InputError, UserError
 from ticcore.outputs import atomic_file, open_run_dir, write_json
+from ticcore.validate import check_config_numbers
 from ticcore.steps import StepMap
 
 from ..evaluate import class_embeddings
@@ -72,6 +73,8 @@ class AnytimeConfig:
     device: str = "auto"
 
     def __post_init__(self):
+        check_config_numbers(self, {"lr": (0, None, True), "weight_decay": (0, None), "eta": (0, 1),
+                                    "max_examples": (1, None), "seed": (0, None)})
         if self.replay not in REPLAY_MODES:
             raise InputError(f"--replay must be one of {', '.join(REPLAY_MODES)}, got {self.replay!r}")
         if not 0 <= self.holdout < 1:
