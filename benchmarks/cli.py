@@ -294,11 +294,14 @@ def main(argv=None) -> int:
     args = _parser().parse_args(argv)
 
     def body() -> int:
+        job = SplitsJob.from_args(args) if args.command == "build" else None
+        if job is not None:
+            job.check_inputs()  # bad input fails in a second, before a JVM starts
         spark = build_session(TOOL, args.master)
         try:
-            if args.command == "check-leakage":
+            if job is None:
                 return cmd_check_leakage(spark, args.out)
-            return cmd_build(spark, SplitsJob.from_args(args))
+            return cmd_build(spark, job)
         finally:
             spark.stop()
 

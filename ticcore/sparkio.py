@@ -28,7 +28,26 @@ def build_session(app: str, master: str = "local[*]", **conf):
             builder = builder.config("spark.sql.shuffle.partitions", str(4 * (os.cpu_count() or 2)))
     for key, value in conf.items():
         builder = builder.config(key, value)
-    return builder.getOrCreate()
+    spark = builder.getOrCreate()
+    _quiet_task_failure_logs(spark)
+    return spark
+
+
+# A failed task's exception reaches the driver and is raised there (a user error is reported as one
+# line, a bug keeps its traceback); these loggers print the same exception again, with its stack,
+# once per task attempt. Only they are silenced; everything else Spark logs stays as configured.
+_DUPLICATE_FAILURE_LOGGERS = ("org.apache.spark.executor.Executor", "org.apache.spark.scheduler.TaskSetManager",
+                              "org.apache.spark.scheduler.TaskResultGetter")
+
+
+def _quiet_task_failure_logs(spark) -> None:
+    jvm = spark.sparkContext._jvm
+    try:
+        off = jvm.org.apache.logging.log4j.Level.OFF
+        for name in _DUPLICATE_FAILURE_LOGGERS:
+            jvm.org.apache.logging.log4j.core.config.Configurator.setLevel(name, off)
+    except Exception:  # noqa: BLE001 - another logging backend on a cluster: leave its configuration alone
+        pass
 
 
 def is_local(path: str) -> bool:
