@@ -2,14 +2,17 @@
 
 The URL list goes through `netguard` first: non-http(s) URLs are refused with a recorded reason and
 never reach img2dataset, and every connection img2dataset's workers make is checked against the
-address policy (img2dataset's worker processes are forked from this one, so they inherit it).
+address policy (img2dataset's worker processes are forked from this one, so they inherit it); a
+proxy in the environment is refused unless allowed, and then every target host is checked before
+the proxy is asked.
 
 Resuming: img2dataset skips shards that have their `_stats.json` (written last); before a run,
 shards without one (left by a crash or kill) are deleted, so no partial shard survives a rerun.
 
 Every input URL ends with one status row: `success` or a failure `reason` (not_found, http_<code>,
-timeout, decode_error, too_large, hash_mismatch, a refusal such as scheme_not_allowed:ftp or
-loopback_address, unresolvable_host, other), so success + failed == input.
+timeout, decode_error, too_large, hash_mismatch, a refusal such as
+scheme_not_allowed:ftp, loopback_address or ambiguous_host, unresolvable_host, other), so
+success + failed == input.
 """
 from __future__ import annotations
 
@@ -27,7 +30,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from benchmarks.netguard import BLOCK_MARK, NetPolicy, install, scheme_refusal, uninstall
+from benchmarks.netguard import BLOCK_MARK, NetPolicy, check_proxy_environment, install, scheme_refusal, uninstall
 from benchmarks.pools import read_parquet
 from ticcore.outputs import atomic_file, atomic_write, write_json
 from ticcore.schemas import DOWNLOAD_STATUS
@@ -195,6 +198,7 @@ def status_rows(pool: Path, refused: pd.DataFrame) -> pd.DataFrame:
 
 def download(urls_parquet: Path, out: Path, cfg: DownloadConfig, log=print) -> dict:
     """Download every row of `urls_parquet` (uid, url, text [, face_bboxes, sha256, ...]) into out/pool."""
+    check_proxy_environment(cfg.policy)
     out.mkdir(parents=True, exist_ok=True)
     (out / "pool").mkdir(exist_ok=True)
     rows = pq.read_table(urls_parquet).to_pandas()

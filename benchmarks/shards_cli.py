@@ -1,6 +1,6 @@
 """`tic-shards`: webdataset shards per time step, for training and for every evaluation set.
 
-    tic-shards download SPLITS OUT [--extra PARQUET] [--allow-loopback] [--resolve HOST=IP[:PORT]] [...]
+    tic-shards download SPLITS OUT [--extra PARQUET] [--allow-loopback] [--resolve HOST=IP[:PORT]] [--allow-proxy] [...]
     tic-shards reshard SPLITS DOWNLOAD OUT [--granularity year|month] [--start-year 2016] [--static PARQUET]
     tic-shards check-leakage OUT
 
@@ -8,7 +8,9 @@
 `--extra` lists such as the sample web's imagenet_like/images.parquet) once, with img2dataset,
 into DOWNLOAD/pool; DOWNLOAD/status.parquet has one status per URL. A rerun resumes.
 Only http(s) URLs are fetched, and hosts that resolve to loopback, private, link-local or
-metadata addresses are refused unless allowed (`--allow-loopback`, `--allow-private`).
+metadata addresses are refused unless allowed (`--allow-loopback`, `--allow-private`; metadata
+never). A proxy in the environment (http_proxy, https_proxy) is refused unless `--allow-proxy`; then
+each URL's host is resolved and checked here before the proxy is asked.
 `--resolve '*=127.0.0.1:PORT'` sends every host to the sample web's image server.
 
 `reshard` writes OUT/train/{pool}/{step}/, OUT/eval/retrieval/{year}/, OUT/eval/net/{year}/ and
@@ -34,7 +36,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from benchmarks.download import DownloadConfig, download
-from benchmarks.netguard import NetPolicy, parse_resolve
+from benchmarks.netguard import NetPolicy, check_proxy_environment, parse_resolve
 from benchmarks.pools import read_parquet, url_list
 from benchmarks.reshard import STEP_CHOICES, TOOL, ReshardConfig, reshard
 from ticcore.errors import InputError, report_user_errors
@@ -56,11 +58,13 @@ class DownloadJob:
         splits = Path(args.splits)
         if not (splits / "stats.json").is_file():
             raise InputError(f"{splits}: not a tic-splits output (no stats.json)")
-        policy = NetPolicy(args.allow_loopback, args.allow_private, parse_resolve(args.resolve))
+        policy = NetPolicy(args.allow_loopback, args.allow_private, parse_resolve(args.resolve), args.allow_proxy)
+        check_proxy_environment(policy)
         cfg = DownloadConfig(image_size=args.image_size, resize_mode=args.resize_mode, encode_format=args.encode_format,
                              encode_quality=args.encode_quality, processes=args.processes, threads=args.threads,
                              timeout=args.timeout, retries=args.retries, samples_per_shard=args.samples_per_shard,
-                             max_image_area=args.max_image_area, verify_hash=not args.no_verify_hash, policy=policy)
+                             max_image_area=args.max_image_area,
+                             verify_hash=not args.no_verify_hash, policy=policy)
         return cls(splits, Path(args.out), tuple(args.extra), cfg)
 
 
@@ -75,6 +79,8 @@ def _parser():
     d.add_argument("--allow-private", action="store_true", help="allow private (RFC 1918, ULA) addresses")
     d.add_argument("--resolve", action="append", default=[], metavar="HOST=IP[:PORT]",
                    help="resolve HOST (or * for every host) to this address, like curl --resolve")
+    d.add_argument("--allow-proxy", action="store_true",
+                   help="use the http(s)_proxy from the environment (each URL's host is still checked first)")
     d.add_argument("--image-size", type=int, default=256)
     d.add_argument("--resize-mode", default="keep_ratio_largest", help="img2dataset resize mode")
     d.add_argument("--encode-format", default="jpg", choices=("jpg", "png", "webp"))
