@@ -10,7 +10,9 @@ into DOWNLOAD/pool; DOWNLOAD/status.parquet has one status per URL. A rerun resu
 Only http(s) URLs are fetched, and hosts that resolve to loopback, private, link-local or
 metadata addresses are refused unless allowed (`--allow-loopback`, `--allow-private`; metadata
 never). A proxy in the environment (http_proxy, https_proxy) is refused unless `--allow-proxy`; then
-each URL's host is resolved and checked here before the proxy is asked.
+each URL's host is resolved and checked here before the proxy is asked. A body over
+`--max-body-bytes` (default 20 MiB) is not read on, and an image whose header declares more than
+`--max-image-area` pixels is refused before decoding (benchmarks/imageguard.py).
 `--resolve '*=127.0.0.1:PORT'` sends every host to the sample web's image server.
 
 `reshard` writes OUT/train/{pool}/{step}/, OUT/eval/retrieval/{year}/, OUT/eval/net/{year}/ and
@@ -36,6 +38,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from benchmarks.download import DownloadConfig, download
+from benchmarks.imageguard import DEFAULT_MAX_BYTES
 from benchmarks.netguard import NetPolicy, check_proxy_environment, parse_resolve
 from benchmarks.pools import read_parquet, url_list
 from benchmarks.reshard import STEP_CHOICES, TOOL, ReshardConfig, reshard
@@ -60,10 +63,12 @@ class DownloadJob:
             raise InputError(f"{splits}: not a tic-splits output (no stats.json)")
         policy = NetPolicy(args.allow_loopback, args.allow_private, parse_resolve(args.resolve), args.allow_proxy)
         check_proxy_environment(policy)
+        if args.max_body_bytes <= 0:
+            raise InputError(f"--max-body-bytes must be a positive number of bytes, got {args.max_body_bytes}")
         cfg = DownloadConfig(image_size=args.image_size, resize_mode=args.resize_mode, encode_format=args.encode_format,
                              encode_quality=args.encode_quality, processes=args.processes, threads=args.threads,
                              timeout=args.timeout, retries=args.retries, samples_per_shard=args.samples_per_shard,
-                             max_image_area=args.max_image_area,
+                             max_image_area=args.max_image_area, max_body_bytes=args.max_body_bytes,
                              verify_hash=not args.no_verify_hash, policy=policy)
         return cls(splits, Path(args.out), tuple(args.extra), cfg)
 
@@ -90,7 +95,10 @@ def _parser():
     d.add_argument("--timeout", type=int, default=10)
     d.add_argument("--retries", type=int, default=0)
     d.add_argument("--samples-per-shard", type=int, default=10_000)
-    d.add_argument("--max-image-area", type=float, default=25e6, help="larger images fail as too_large")
+    d.add_argument("--max-image-area", type=float, default=25e6,
+                   help="images whose header declares more pixels fail as too_large, undecoded")
+    d.add_argument("--max-body-bytes", type=int, default=DEFAULT_MAX_BYTES,
+                   help="responses longer than this fail as body_too_large (default 20 MiB)")
     d.add_argument("--no-verify-hash", action="store_true", help="do not check downloads against metadata sha256")
     r = sub.add_parser("reshard", help="write step and evaluation shards from the downloaded pool")
     r.add_argument("splits")
