@@ -23,7 +23,9 @@ OUT/steps.json holds the step map (step labels, year -> step, first-seen month -
 pool's steps with shard pattern and sample count (for open_clip's --train-data); training reads it
 with `ticcore.steps.read_steps`.
 
-`check-leakage` exits 1 if an evaluation uid or image sha256 appears in a training shard.
+`check-leakage` exits 1 if an evaluation uid or image sha256 appears in a training shard of any pool
+under OUT/train, compared with every set under OUT/eval; a missing OUT, or one without evaluation
+sets or training pools, is one line and exit 2, never "clean".
 """
 from __future__ import annotations
 
@@ -40,7 +42,7 @@ import pyarrow.parquet as pq
 from benchmarks.download import DownloadConfig, download
 from benchmarks.imageguard import DEFAULT_MAX_BYTES
 from benchmarks.netguard import NetPolicy, check_proxy_environment, parse_resolve
-from benchmarks.pools import read_parquet, url_list
+from benchmarks.pools import leak_check_sets, read_parquet, url_list
 from benchmarks.reshard import STEP_CHOICES, TOOL, ReshardConfig, reshard
 from ticcore.errors import InputError, report_user_errors
 from ticcore.schemas import SHARD_KEYS
@@ -123,13 +125,18 @@ def cmd_download(job: DownloadJob) -> int:
 
 
 def check_leakage(out: Path) -> list[tuple[str, str, str]]:
-    """(train shard, key, value) for every evaluation uid or sha256 found in a training shard."""
+    """(train shard, key, value) for every evaluation uid or sha256 found in a training shard, over every
+    evaluation set and training pool OUT holds (`leak_check_sets`: missing or empty input is an InputError)."""
+    out = Path(out)
+    eval_sets, pools = leak_check_sets(str(out))
     cols = list(SHARD_KEYS.names)
-    frames = [read_parquet(p, columns=cols) for p in sorted((out / "eval").rglob("*.parquet"))]
-    ev = pd.concat(frames) if frames else pd.DataFrame(columns=cols)
+    frames = [read_parquet(p, columns=cols) for name in eval_sets for p in sorted((out / "eval" / name).rglob("*.parquet"))]
+    ev = pd.concat(frames)
+    if ev.empty:
+        raise InputError(f"{out / 'eval'}: no evaluation sample to check")
     ev_uid, ev_sha = set(ev["uid"]), set(ev["sha256"].dropna())
     hits = []
-    for p in sorted((out / "train").rglob("*.parquet")):
+    for p in (p for name in pools for p in sorted((out / "train" / name).rglob("*.parquet"))):
         t = read_parquet(p, columns=cols)
         hits += [(str(p), "uid", u) for u in t["uid"] if u in ev_uid]
         hits += [(str(p), "sha256", s) for s in t["sha256"].dropna() if s in ev_sha]
