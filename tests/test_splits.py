@@ -235,3 +235,13 @@ def test_check_leakage_fails_on_missing_input(spark, tmp_path):
                          capture_output=True, text=True, cwd=REPO)
     assert res.returncode == 2 and res.stderr.count("\n") == 1 and "nope: not found" in res.stderr, res.stderr
     assert "no evaluation pair" not in res.stdout
+
+
+def test_the_leakage_query_reads_every_evaluation_set(tmp_path):
+    out = tmp_path / "yfcc"  # a tic-yfcc-style output: eval/retrieval only, pool yfcc15m
+    _hive(out / "eval" / "retrieval", 2012, [_pair(i) for i in range(3)])
+    _hive(out / "train" / "yfcc15m", 2012, [_pair(i) for i in range(10, 20)] + [_pair(2)])
+    rows = sqlfiles.run("sql/splits.sql", "leakage_check", root=str(out)).fetchall()
+    assert sorted(r[1] for r in rows) == ["uid", "url"] and {r[0] for r in rows} == {f"{2:032x}"}
+    with pytest.raises(duckdb.IOException):
+        sqlfiles.run("sql/splits.sql", "leakage_check", root=str(tmp_path / "nope")).fetchall()
