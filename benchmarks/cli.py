@@ -14,7 +14,10 @@ outputs run with --timestamps). It writes (temporary sibling, then rename):
   OUT/stats.json                  sizes per year and subset, warnings, Net outcomes, leak removals
 
 `check-leakage` exits 1, naming the offending uids, if any training row shares a uid, sha256 or
-url with an evaluation row.
+url with an evaluation row. It compares every set under OUT/eval with every pool under OUT/train,
+so it also checks tic-yfcc / tic-redcaps outputs (eval/retrieval only, train/yfcc15m or
+train/redcaps); a missing OUT, or one without evaluation sets or training pools, is one line and
+exit 2, never "clean".
 """
 from __future__ import annotations
 
@@ -32,7 +35,7 @@ from pyspark import StorageLevel  # noqa: E402
 from pyspark.sql import functions as F  # noqa: E402
 
 from benchmarks import splits as sp  # noqa: E402
-from benchmarks.pools import POOLS  # noqa: E402
+from benchmarks.pools import POOLS, leak_check_sets  # noqa: E402
 from benchmarks.prompts import class_prompts, imagenet_classnames, templates  # noqa: E402
 from benchmarks.sentence import check_model_path  # noqa: E402
 from benchmarks.splits import SplitConfig  # noqa: E402
@@ -40,8 +43,8 @@ from benchmarks.wordnet import subtree_class_ids  # noqa: E402
 from ticcore.validate import ArgumentParser, number  # noqa: E402
 from ticcore.errors import report_user_errors  # noqa: E402
 from ticcore.imagenet import load_imagenet_classes  # noqa: E402
-from ticcore.sparkio import (InputError, build_session, check_output_local, is_local, local_path,  # noqa: E402
-                              staged_output, write_stats, write_text)
+from ticcore.sparkio import (InputError, build_session, check_output_local, hadoop_fs, is_local,  # noqa: E402
+                              local_path, staged_output, write_stats, write_text)
 
 TOOL = "tic-splits"
 DEFAULT_SUBTREES = ("motor_vehicle.n.01",)
@@ -255,16 +258,45 @@ def build(spark, job: SplitsJob, log=print) -> dict:
     return stats
 
 
+def _hadoop_listing(spark):
+    """`leak_check_sets`' listing callables over Hadoop's file system (for outputs that are not local)."""
+    def subdirs(path: str):
+        fs, jpath = hadoop_fs(spark, path)
+        if not fs.exists(jpath) or not fs.getFileStatus(jpath).isDirectory():
+            return None
+        return sorted(st.getPath().getName() for st in fs.listStatus(jpath) if st.isDirectory())
+
+    def holds_parquet(path: str) -> bool:
+        fs, jpath = hadoop_fs(spark, path)
+        files = fs.listFiles(jpath, True)
+        while files.hasNext():
+            if files.next().getPath().getName().endswith(".parquet"):
+                return True
+        return False
+
+    return subdirs, holds_parquet
+
+
 def check_leakage(spark, out: str) -> list[tuple]:
+    """(pool, uid, key, value) for training rows sharing a uid, sha256 or url with an evaluation pair, over
+    every evaluation set and training pool OUT holds (`leak_check_sets`: TiC-DataComp's, tic-yfcc's and
+    tic-redcaps' alike; missing or empty input is an InputError)."""
     base = out.rstrip("/")
-    evaluation = (spark.read.parquet(f"{base}/eval/retrieval").select("uid", "sha256", "url")
-                  .unionByName(spark.read.parquet(f"{base}/eval/net").select("uid", "sha256", "url")))
+    eval_sets, pools = (leak_check_sets(str(local_path(base))) if is_local(base)
+                        else leak_check_sets(base, *_hadoop_listing(spark)))
+    evaluation = None
+    for name in eval_sets:
+        df = spark.read.parquet(f"{base}/eval/{name}")
+        missing = [k for k in sp.LEAK_KEYS if k not in df.columns]
+        if missing:
+            raise InputError(f"{base}/eval/{name}: no {', '.join(missing)} column to check")
+        df = df.select(*sp.LEAK_KEYS)
+        evaluation = df if evaluation is None else evaluation.unionByName(df)
+    if not evaluation.limit(1).count():
+        raise InputError(f"{base}/eval: no evaluation pair to check")
     hits = []
-    for name in POOLS:
-        path = f"{base}/train/{name}"
-        if is_local(path) and not local_path(path).exists():
-            continue
-        train = spark.read.parquet(path)
+    for name in pools:
+        train = spark.read.parquet(f"{base}/train/{name}")
         hits += [(name, r["uid"], r["key"], r["value"]) for r in sp.leakage(evaluation, train).limit(1000).collect()]
     return hits
 
@@ -297,6 +329,8 @@ def main(argv=None) -> int:
         job = SplitsJob.from_args(args) if args.command == "build" else None
         if job is not None:
             job.check_inputs()  # bad input fails in a second, before a JVM starts
+        elif is_local(args.out):  # a missing input fails before Spark starts
+            leak_check_sets(str(local_path(args.out)))
         spark = build_session(TOOL, args.master)
         try:
             if job is None:

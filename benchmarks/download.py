@@ -2,14 +2,19 @@
 
 The URL list goes through `netguard` first: non-http(s) URLs are refused with a recorded reason and
 never reach img2dataset, and every connection img2dataset's workers make is checked against the
-address policy (img2dataset's worker processes are forked from this one, so they inherit it).
+address policy (img2dataset's worker processes are forked from this one, so they inherit it); a
+proxy in the environment is refused unless allowed, and then every target host is checked before
+the proxy is asked. `imageguard` bounds what one image may cost, which img2dataset does not: bodies
+over `max_body_bytes` stop being read (`body_too_large`), and an image whose header declares more
+than `max_image_area` pixels is refused before it is decoded (`too_large`).
 
 Resuming: img2dataset skips shards that have their `_stats.json` (written last); before a run,
 shards without one (left by a crash or kill) are deleted, so no partial shard survives a rerun.
 
 Every input URL ends with one status row: `success` or a failure `reason` (not_found, http_<code>,
-timeout, decode_error, too_large, hash_mismatch, a refusal such as scheme_not_allowed:ftp or
-loopback_address, unresolvable_host, other), so success + failed == input.
+timeout, decode_error, too_large, body_too_large, hash_mismatch, a refusal such as
+scheme_not_allowed:ftp, loopback_address or ambiguous_host, unresolvable_host, other), so
+success + failed == input.
 """
 from __future__ import annotations
 
@@ -27,7 +32,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from benchmarks.netguard import BLOCK_MARK, NetPolicy, install, scheme_refusal, uninstall
+from benchmarks.imageguard import DEFAULT_MAX_BYTES, LIMIT_MARK, HeaderCheckedResizer, ResponseCap
+from benchmarks.netguard import BLOCK_MARK, NetPolicy, check_proxy_environment, install, scheme_refusal, uninstall
 from benchmarks.pools import read_parquet
 from ticcore.outputs import atomic_file, atomic_write, open_output_dir, write_json
 from ticcore.schemas import DOWNLOAD_STATUS
@@ -48,7 +54,8 @@ class DownloadConfig:
     timeout: int = 10
     retries: int = 0
     samples_per_shard: int = 10_000
-    max_image_area: float = 25e6
+    max_image_area: float = 25e6      # pixels, checked on the header before decoding (imageguard)
+    max_body_bytes: int = DEFAULT_MAX_BYTES
     verify_hash: bool = True
     policy: NetPolicy = field(default_factory=NetPolicy)
 
@@ -57,9 +64,10 @@ def classify_error(message: str | None, status: str) -> str:
     if status == "success":
         return "success"
     m = message or ""
-    if BLOCK_MARK in m:
-        hit = re.search(BLOCK_MARK + r": (?:.* -> )?([a-z_:]+)", m)
-        return hit.group(1) if hit else "blocked"
+    for mark in (BLOCK_MARK, LIMIT_MARK):
+        if mark in m:
+            hit = re.search(mark + r": (?:.* -> )?([a-z_:]+)", m)
+            return hit.group(1) if hit else "blocked"
     if "HTTP Error 404" in m:
         return "not_found"
     code = re.search(r"HTTP Error (\d{3})", m)
@@ -81,7 +89,9 @@ def classify_error(message: str | None, status: str) -> str:
 
 def _fork_distributor(processes_count, downloader, reader, _subjob_size, max_shard_retry):
     """img2dataset's multiprocessing distributor, forking instead of spawning (so the workers inherit
-    the network policy installed in this process)."""
+    the network policy installed in this process), with the header check in front of its resizer
+    (the distributor is handed img2dataset's Downloader, whose `resizer` every sample goes through)."""
+    downloader.resizer = HeaderCheckedResizer(downloader.resizer, downloader.resizer.max_image_area)
     ctx = get_context("fork")
     with ctx.Pool(processes_count, maxtasksperchild=5) as pool:
         failed = [row for ok, row in pool.imap_unordered(downloader, reader) if ok is False]
@@ -155,7 +165,7 @@ def run_img2dataset(staged: Path, pool: Path, columns, cfg: DownloadConfig) -> f
     main_mod = sys.modules["img2dataset.main"]
     original = main_mod.multiprocessing_distributor
     t0 = time.perf_counter()
-    install(cfg.policy)
+    install(cfg.policy, handlers=(ResponseCap(cfg.max_body_bytes),))
     main_mod.multiprocessing_distributor = _fork_distributor
     try:
         extra = [c for c in ("uid", "first_seen_month") if c in columns]
@@ -196,6 +206,7 @@ def status_rows(pool: Path, refused: pd.DataFrame) -> pd.DataFrame:
 
 def download(urls_parquet: Path, out: Path, cfg: DownloadConfig, log=print) -> dict:
     """Download every row of `urls_parquet` (uid, url, text [, face_bboxes, sha256, ...]) into out/pool."""
+    check_proxy_environment(cfg.policy)
     rows = pq.read_table(urls_parquet).to_pandas()
     open_output_dir(out, DOWNLOAD_KIND)  # refuses a directory we did not write, before anything is written
     (out / "pool").mkdir(exist_ok=True)

@@ -1,17 +1,20 @@
 """Reading a tic-splits (or tic-yfcc / tic-redcaps) output from a single process: its training pools,
 its first step, its hive-partitioned tables, and the pairs the shard stage needs.
 
-Shared by `tic-shards` and `tic-analyze` (which runs on splits before any shards exist).
+Shared by `tic-shards` and `tic-analyze` (which runs on splits before any shards exist); `leak_check_sets`
+finds what both leakage checks (tic-splits' and tic-shards') compare, in either output.
 """
 from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Callable
 
 import pandas as pd
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
+from ticcore.errors import InputError
 from ticcore.schemas import SHARD_REQUEST
 from ticcore.steps import DEFAULT_START_YEAR
 
@@ -24,6 +27,39 @@ def train_pools(splits: Path) -> list[str]:
     root = Path(splits) / "train"
     found = sorted(d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith(".")) if root.is_dir() else []
     return [p for p in POOLS if p in found] + [p for p in found if p not in POOLS]
+
+
+def _local_subdirs(path: str) -> list[str] | None:
+    p = Path(path)
+    return sorted(d.name for d in p.iterdir() if d.is_dir()) if p.is_dir() else None
+
+
+def _local_holds_parquet(path: str) -> bool:
+    return any(f.is_file() for f in Path(path).rglob("*.parquet"))
+
+
+def leak_check_sets(root: str, subdirs: Callable[[str], list[str] | None] = _local_subdirs,
+                    holds_parquet: Callable[[str], bool] = _local_holds_parquet) -> tuple[list[str], list[str]]:
+    """(evaluation sets, training pools): every directory under ROOT/eval and ROOT/train, whatever it is
+    called (TiC-DataComp's unfiltered/basic/bestpool, tic-yfcc's yfcc15m, shards' static, ...), except
+    hidden and `_`-prefixed ones (Spark's _temporary). A leakage check that finds nothing to compare must
+    not report clean, so a missing ROOT, an eval/ or train/ that is missing or holds no set, and a set
+    without a parquet file are each an InputError naming the path. `subdirs` (names, or None when the
+    path is not a directory) and `holds_parquet` default to the local file system; tic-splits passes
+    Hadoop's for non-local outputs."""
+    base = root.rstrip("/")
+    if subdirs(base) is None:
+        raise InputError(f"{base}: not found (or not a directory)")
+    found = []
+    for part, what in (("eval", "evaluation set"), ("train", "training pool")):
+        names = [n for n in (subdirs(f"{base}/{part}") or []) if not n.startswith((".", "_"))]
+        if not names:
+            raise InputError(f"{base}/{part}: no {what} to check")
+        for name in names:
+            if not holds_parquet(f"{base}/{part}/{name}"):
+                raise InputError(f"{base}/{part}/{name}: no parquet file in this {what}")
+        found.append([p for p in POOLS if p in names] + [n for n in names if n not in POOLS])
+    return found[0], found[1]
 
 
 def default_start_year(splits: Path) -> int:

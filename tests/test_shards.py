@@ -188,6 +188,34 @@ def test_shard_level_leakage_check(splits, downloaded, tmp_path):
     assert res.returncode == 1 and leak.uid.iloc[0] in res.stdout
 
 
+def test_shard_leakage_check_fails_on_missing_input_and_checks_every_pool(tmp_path):
+    """Issue 24, item 12: on a directory that does not exist it printed "no evaluation uid ... in any
+    training shard" and exited 0."""
+    def run(out):
+        res = subprocess.run([sys.executable, "-m", "benchmarks.shards_cli", "check-leakage", str(out)],
+                             capture_output=True, text=True, cwd=REPO)
+        return res.returncode, res.stdout, res.stderr
+
+    rc, stdout, stderr = run(tmp_path / "nope")
+    assert rc == 2 and stderr.count("\n") == 1 and "nope: not found" in stderr and "no evaluation" not in stdout
+    (tmp_path / "empty").mkdir()
+    rc, _, stderr = run(tmp_path / "empty")
+    assert rc == 2 and "empty/eval: no evaluation set" in stderr
+    rows = lambda uids: pd.DataFrame({"uid": uids, "sha256": [None] * len(uids)})  # noqa: E731
+    (tmp_path / "s" / "eval" / "retrieval" / "2012").mkdir(parents=True)
+    rows(["a" * 32]).to_parquet(tmp_path / "s" / "eval" / "retrieval" / "2012" / "00000.parquet")
+    rc, _, stderr = run(tmp_path / "s")
+    assert rc == 2 and "s/train: no training pool" in stderr
+    (tmp_path / "s" / "train" / "yfcc15m" / "2012").mkdir(parents=True)
+    rc, _, stderr = run(tmp_path / "s")
+    assert rc == 2 and "train/yfcc15m: no parquet file" in stderr
+    rows(["b" * 32]).to_parquet(tmp_path / "s" / "train" / "yfcc15m" / "2012" / "00000.parquet")
+    assert check_leakage(tmp_path / "s") == []
+    rows(["a" * 32]).to_parquet(tmp_path / "s" / "train" / "yfcc15m" / "2012" / "00001.parquet")
+    rc, stdout, _ = run(tmp_path / "s")
+    assert rc == 1 and "a" * 32 in stdout
+
+
 def test_shard_queries(splits, downloaded, tmp_path):
     out_splits, _ = splits
     dl, _, _ = downloaded

@@ -190,3 +190,58 @@ def test_missing_sentence_model_is_named(spark, sample_web, timestamps_out, tmp_
     with pytest.raises(InputError, match="no-model-here"):
         build(spark, SplitsJob(str(tmp_path / "o"), str(ts_dir), str(sample_web / "metadata"), split=cfg),
               log=lambda *_: None)
+
+
+def _hive(root, year, rows):
+    import pandas as pd
+
+    d = root / f"year={year}"
+    d.mkdir(parents=True)
+    pd.DataFrame(rows).to_parquet(d / "part-0.parquet")
+
+
+def _pair(i):
+    return {"uid": f"{i:032x}", "sha256": None, "url": f"http://farm1.staticflickr.com/{i}.jpg", "text": f"t {i}"}
+
+
+def test_check_leakage_checks_a_source_output_and_every_pool_in_it(spark, tmp_path):
+    """Issue 24, item 12: on a tic-yfcc output (eval/retrieval only, train/yfcc15m) the check crashed on
+    the missing eval/net, and then only looked at unfiltered/basic/bestpool."""
+    out = tmp_path / "yfcc"
+    _hive(out / "eval" / "retrieval", 2012, [_pair(i) for i in range(3)])
+    _hive(out / "train" / "yfcc15m", 2012, [_pair(i) for i in range(10, 20)])
+    assert check_leakage(spark, str(out)) == []
+    _hive(out / "train" / "yfcc15m", 2013, [_pair(1)])  # a planted leak
+    hits = check_leakage(spark, str(out))
+    assert {(pool, uid, key) for pool, uid, key, _ in hits} == {("yfcc15m", f"{1:032x}", "uid"),
+                                                                 ("yfcc15m", f"{1:032x}", "url")}
+
+
+def test_check_leakage_fails_on_missing_input(spark, tmp_path):
+    import subprocess
+    import sys
+
+    from .conftest import REPO
+
+    with pytest.raises(InputError, match="not found"):
+        check_leakage(spark, str(tmp_path / "nope"))
+    (tmp_path / "empty" / "train" / "basic").mkdir(parents=True)
+    with pytest.raises(InputError, match="empty/eval: no evaluation set"):
+        check_leakage(spark, str(tmp_path / "empty"))
+    _hive(tmp_path / "empty" / "eval" / "retrieval", 2016, [_pair(1)])
+    with pytest.raises(InputError, match="train/basic: no parquet file"):
+        check_leakage(spark, str(tmp_path / "empty"))
+    res = subprocess.run([sys.executable, "-m", "benchmarks.cli", "check-leakage", str(tmp_path / "nope")],
+                         capture_output=True, text=True, cwd=REPO)
+    assert res.returncode == 2 and res.stderr.count("\n") == 1 and "nope: not found" in res.stderr, res.stderr
+    assert "no evaluation pair" not in res.stdout
+
+
+def test_the_leakage_query_reads_every_evaluation_set(tmp_path):
+    out = tmp_path / "yfcc"  # a tic-yfcc-style output: eval/retrieval only, pool yfcc15m
+    _hive(out / "eval" / "retrieval", 2012, [_pair(i) for i in range(3)])
+    _hive(out / "train" / "yfcc15m", 2012, [_pair(i) for i in range(10, 20)] + [_pair(2)])
+    rows = sqlfiles.run("sql/splits.sql", "leakage_check", root=str(out)).fetchall()
+    assert sorted(r[1] for r in rows) == ["uid", "url"] and {r[0] for r in rows} == {f"{2:032x}"}
+    with pytest.raises(duckdb.IOException):
+        sqlfiles.run("sql/splits.sql", "leakage_check", root=str(tmp_path / "nope")).fetchall()

@@ -47,10 +47,11 @@ ORDER BY pool, year;
 
 -- name: leakage_check
 -- Training rows that share a uid, sha256 or url with an evaluation pair: must return no rows.
+-- Every evaluation set and every pool, whatever their names (a tic-yfcc output has no eval/net); a
+-- root with neither fails ("No files found"), it does not come back clean.
 WITH evaluation AS (
-    SELECT uid, sha256, url FROM read_parquet(getvariable('root') || '/eval/retrieval/[!._]*/*.parquet', hive_partitioning = true)
-    UNION
-    SELECT uid, sha256, url FROM read_parquet(getvariable('root') || '/eval/net/[!._]*/*.parquet', hive_partitioning = true)
+    SELECT uid, sha256, url
+    FROM read_parquet(getvariable('root') || '/eval/[!._]*/[!._]*/*.parquet', hive_partitioning = true, union_by_name = true)
 ), train AS (
     SELECT uid, sha256, url, filename
     FROM read_parquet(getvariable('root') || '/train/[!._]*/[!._]*/*.parquet', hive_partitioning = true, filename = true)
