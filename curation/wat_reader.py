@@ -15,7 +15,10 @@ show the layout). DataComp's CommonPool was read from these by cc2dataset (`rom1
     with an escaped slash): it cannot give a pair and is not parsed (the fast path; most metadata
     records describe requests and crawl metadata, and text without links);
   - `failed.bad_json`: its block is not a JSON object with an `Envelope.WARC-Header-Metadata`
-    object (a body cut short, text that is not UTF-8; parsed by the stdlib's json);
+    object (a body cut short, text that is not UTF-8). JSON is read by orjson, strictly by RFC 8259
+    (cc2dataset's simdjson is strict too): `NaN`/`Infinity`, lone surrogate escapes (`\\ud800`)
+    and nesting deeper than 1024 are bad JSON (the stdlib's json took the first two and raised
+    on the third); an integer beyond 64 bits is read as a float;
   - `dropped.not_a_response`: it describes a record other than a `response` (request, metadata, ...);
   - `dropped.non_http_payload`: no `HTTP-Response-Metadata`, or a target URI that is not http(s);
   - `dropped.non_html`: no `HTML-Metadata` (ia-web-commons found no HTML page);
@@ -32,9 +35,10 @@ show the layout). DataComp's CommonPool was read from these by cc2dataset (`rom1
 """
 from __future__ import annotations
 
-import json
 import re
 from typing import Iterator
+
+import orjson
 
 from curation.datacomp_rules import link_rows, page_base
 from curation.warc_reader import _GZIP_MAGIC, ExtractStats, _gzip_members, looks_like_warc, parse_warc_date
@@ -84,11 +88,11 @@ def record_rows(member: bytes, start: int, snapshot: str | None, stats: ExtractS
         stats["responses.dropped.no_img_links"] += 1
         return []
     try:
-        doc = json.loads(member[start:].decode("utf-8"))
+        doc = orjson.loads(memoryview(member)[start:])  # (a view: no copy of the block)
         whm = doc["Envelope"]["WARC-Header-Metadata"]
         if type(whm) is not dict:
             raise TypeError
-    except (ValueError, KeyError, TypeError):  # JSONDecodeError, UnicodeDecodeError are ValueErrors
+    except (ValueError, KeyError, TypeError):  # orjson.JSONDecodeError (bad UTF-8 too) is a ValueError
         stats["responses.failed.bad_json"] += 1
         return []
     if whm.get("WARC-Type") != "response":
