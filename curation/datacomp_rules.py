@@ -98,6 +98,8 @@ def page_base(page_url: str, base_href: str | None) -> str:
     """cc2dataset's base: the page URL, joined with Head.Base when there is one."""
     if base_href is None:
         return page_url
+    if _PLAIN_ABSOLUTE.fullmatch(base_href) and _base_scheme(page_url) is not None:
+        return base_href  # what urljoin gives such a URL (the usual <base href>), without its cost
     try:
         return urljoin(page_url, base_href)
     except ValueError:
@@ -133,18 +135,19 @@ def absolute_url(url: str, base: str) -> str | None:
 
 def link_rows(links: list[tuple[str, str | None]], base: str, page_url: str, tail: tuple, stats) -> list[tuple]:
     """Rows (page_url, url, alt, *tail) of the (src, alt) links cc2dataset keeps, in one loop (the per-link
-    hot path of both inputs); every link is counted in the `images` stage."""
+    hot path of both inputs; tail is (crawl_time, snapshot, warc_file, warc_offset)); every link is
+    counted in the `images` stage."""
     rows = []
+    append = rows.append
+    t0, t1, t2, t3 = tail  # (a row spelled out is built without the list `*tail` would build first)
     no_alt = empty_alt = 0
     for url, alt in links:
         if alt is None:
             no_alt += 1
         elif not alt:
             empty_alt += 1
-        elif url.startswith(_HTTP):
-            rows.append((page_url, url, alt, *tail))
-        elif (url := absolute_url(url, base)) is not None:
-            rows.append((page_url, url, alt, *tail))
+        elif url.startswith(_HTTP) or (url := absolute_url(url, base)) is not None:
+            append((page_url, url, alt, t0, t1, t2, t3))
     count_links(stats, len(links), no_alt, empty_alt, len(rows))
     return rows
 

@@ -133,9 +133,9 @@ def record_rows(member: bytes, start: int, snapshot: str | None, stats: ExtractS
     base = page_base(page_url, base_href if type(base_href) is str else None)
     # The IMG@/src links with a string URL (an alt that is not a string is read as its text), through
     # the same rules as a page's links from WARC input.
-    img = [(url, alt if alt is None or type(alt) is str else str(alt))
+    img = [(url, alt if (alt := link.get("alt")) is None or type(alt) is str else str(alt))
            for link in links if type(link) is dict and link.get("path") == "IMG@/src"
-           and type(url := link.get("url")) is str for alt in (link.get("alt"),)]
+           and type(url := link.get("url")) is str]
     return link_rows(img, base, page_url, (crawl_time, snapshot, warc_file, offset), stats)
 
 

@@ -13,7 +13,7 @@ PAGE = "http://www.example.com/blog/post.html"
 
 def pairs_from_links(links, base: str, stats) -> list[tuple[str, str]]:
     """The (url, alt) pairs `link_rows` keeps, with its counts in `stats`."""
-    return [(url, alt) for _, url, alt in link_rows(list(links), base, None, (), stats)]
+    return [(url, alt) for _, url, alt, *_tail in link_rows(list(links), base, None, (None,) * 4, stats)]
 
 
 def reference_pairs(links, base: str, stats):
@@ -128,12 +128,29 @@ def test_the_scheme_shortcut_gives_what_urljoin_gives(base):
         assert absolute_url(url, base) == _reference_absolute_url(url, base), (url, base)
 
 
+@pytest.mark.parametrize("page", ["https://www.site.example/dir/post.html", "http://h.example", "HTTP://H.example/a/",
+                                  "http://[::1/broken/", "ftp://files.example/x/", "", "https://h.example:99/p?q#f"])
+def test_page_base_is_the_page_url_joined_with_the_base_href(page):
+    from urllib.parse import urljoin
+
+    for href in ["http://static.example/", "https://static.example/a/b", "http://static.example/a?", "http://s.example/a#",
+                 "http://s.example/a;p", "http://s.example:80/", "http://S.example/./x/../", "http://[::1/x", "/media/",
+                 "sub/", "", "//cdn.example/", "HTTP://up.example/", "http://s.example/é/", " http://s.example/"]:
+        try:
+            expected = urljoin(page, href)
+        except ValueError:
+            expected = page
+        assert page_base(page, href) == expected, (page, href)
+    assert page_base(page, None) == page
+
+
 def test_link_rows_give_the_pairs_and_counts_of_the_rules_link_by_link():
     links = [("http://i.example/a.jpg", "a"), ("b.jpg", "b"), ("c.jpg", None), ("d.jpg", ""), ("data:x", "e"),
              ("", "f"), ("//cdn.example/g.jpg", "g"), ("mailto:x@y", "h"), ("http://i.example/i.jpg", " ")]
     base = "https://www.example.com/dir/page.html"
     ref, got = Counter(), Counter()
     pairs = list(reference_pairs(links, base, ref))
-    rows = link_rows(links, base, "P", ("T",), got)
-    assert rows == [("P", url, alt, "T") for url, alt in pairs]
+    tail = ("T", "CC-MAIN-2020-05", "f.warc.gz", 7)
+    rows = link_rows(links, base, "P", tail, got)
+    assert rows == [("P", url, alt, *tail) for url, alt in pairs]
     assert +got == +ref
