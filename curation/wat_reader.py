@@ -52,41 +52,52 @@ _HTTP = ("http://", "https://")
 
 def iter_metadata(fh, stats: ExtractStats, path_snapshot: str | None) -> Iterator[tuple[bytes, int, str | None]]:
     """(member, where its block starts, snapshot) of every readable metadata record of a gzipped WAT
-    file; every record counted in the `records` stage. The block runs to the member's end: the
-    record separator after it is JSON whitespace."""
+    file whose block holds `IMG@`; every record counted in the `records` stage, and every metadata
+    record as an input of the `responses` stage (those without `IMG@` as dropped `no_img_links`).
+    The block runs to the member's end: the record separator after it is JSON whitespace."""
     snapshot = path_snapshot
-    for _offset, member, truncated in _gzip_members(fh, stats):
-        stats["records.input"] += 1
-        if truncated:
-            stats["info.truncated_record"] += 1
-        head_end = member.find(b"\r\n\r\n")
-        # WARC-Type is usually the first header: try the first line break before searching them all
-        m = _WARC_TYPE.match(member, member.find(b"\r\n"), head_end) or _WARC_TYPE.search(member, 0, head_end) \
-            if head_end > 0 else None
-        if m is None or not member.startswith(b"WARC/"):
-            stats["records.failed.unparseable_record"] += 1
-            continue
-        rec_type = m.group(1)
-        stats["records.kept"] += 1
-        if rec_type == b"metadata":
-            stats["info.record_type.metadata"] += 1
-            yield member, head_end + 4, snapshot
-            continue
-        stats["info.record_type." + rec_type.decode("ascii", "replace")] += 1
-        if rec_type == b"warcinfo" and snapshot is None:
-            n = _CONTENT_LENGTH.search(member, 0, head_end)
-            block = member[head_end + 4:head_end + 4 + int(n.group(1)) if n else len(member)]
-            found = ISPARTOF_RE.search(block.decode("utf-8", "replace"))
-            snapshot = found.group(1) if found else None
+    # The per-record counts are kept here and added to stats once (in `finally`: also when the
+    # caller stops early); a Counter update per record cost more than the test that decides it.
+    n_members = n_truncated = n_metadata = n_no_img = 0
+    try:
+        for _offset, member, truncated in _gzip_members(fh, stats):
+            n_members += 1
+            if truncated:
+                n_truncated += 1
+            head_end = member.find(b"\r\n\r\n")
+            # WARC-Type is usually the first header: try the first line break before searching them all
+            m = _WARC_TYPE.match(member, member.find(b"\r\n"), head_end) or _WARC_TYPE.search(member, 0, head_end) \
+                if head_end > 0 else None
+            if m is None or not member.startswith(b"WARC/"):
+                stats["records.failed.unparseable_record"] += 1
+                continue
+            rec_type = m.group(1)
+            if rec_type == b"metadata":
+                n_metadata += 1
+                if member.find(b"IMG@", head_end + 4) < 0:
+                    n_no_img += 1
+                else:
+                    yield member, head_end + 4, snapshot
+                continue
+            stats["records.kept"] += 1
+            stats["info.record_type." + rec_type.decode("ascii", "replace")] += 1
+            if rec_type == b"warcinfo" and snapshot is None:
+                n = _CONTENT_LENGTH.search(member, 0, head_end)
+                block = member[head_end + 4:head_end + 4 + int(n.group(1)) if n else len(member)]
+                found = ISPARTOF_RE.search(block.decode("utf-8", "replace"))
+                snapshot = found.group(1) if found else None
+    finally:
+        for key, n in (("records.input", n_members), ("info.truncated_record", n_truncated),
+                       ("records.kept", n_metadata), ("info.record_type.metadata", n_metadata),
+                       ("responses.input", n_metadata), ("responses.dropped.no_img_links", n_no_img)):
+            if n:
+                stats[key] += n
 
 
 def record_rows(member: bytes, start: int, snapshot: str | None, stats: ExtractStats) -> list[tuple]:
     """Rows (page_url, url, text, crawl_time, snapshot, warc_file, warc_offset) of one metadata
-    record, whose JSON block is member[start:], counted in the `responses` and `images` stages."""
-    stats["responses.input"] += 1
-    if member.find(b"IMG@", start) < 0:
-        stats["responses.dropped.no_img_links"] += 1
-        return []
+    record whose JSON block, member[start:], holds `IMG@` (counted as a `responses` input by
+    `iter_metadata`), counted in the `responses` and `images` stages."""
     try:
         doc = orjson.loads(memoryview(member)[start:])  # (a view: no copy of the block)
         whm = doc["Envelope"]["WARC-Header-Metadata"]
