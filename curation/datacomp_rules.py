@@ -34,12 +34,18 @@ from urllib.parse import urljoin
 from curation.html_images import _PLAIN_ABSOLUTE, _base_scheme
 
 # Text that htmlparser does not read tags from (comments, script and style bodies), or an <img> or
-# <base> tag whose attributes may hold quoted '>' characters.
+# <base> tag whose attributes may hold quoted '>' characters. An <img> whose first two attributes
+# are a double-quoted src and alt (the usual way pages write it) gives them here, as groups 2 and 3
+# (group 1, the g of img, marks it), without a second pass over its attributes: they are the first
+# src and alt the attribute scan would find. The rest of that tag is read as any tag's, so it ends
+# where the general <img> alternative would have ended it.
+_TAG_BODY = r"(?:[^>\"']++|\"[^\"]*+\"|'[^']*+')*+"
 _TOKENS = re.compile(
     r"<!--.*?-->"
-    r"|<script\b(?:[^>\"']++|\"[^\"]*+\"|'[^']*+')*+>.*?</script\s*>"
-    r"|<style\b(?:[^>\"']++|\"[^\"]*+\"|'[^']*+')*+>.*?</style\s*>"
-    r"|<(img|base)\b((?:[^>\"']++|\"[^\"]*+\"|'[^']*+')*+)>",
+    r"|<script\b" + _TAG_BODY + r">.*?</script\s*>"
+    r"|<style\b" + _TAG_BODY + r">.*?</style\s*>"
+    r"|<im(g)\s+src=\"([^\"]*)\"\s+alt=\"([^\"]*)\"" + _TAG_BODY + ">"
+    r"|<(img|base)\b(" + _TAG_BODY + r")>",
     re.I | re.S)
 # name, then optionally = and a double-quoted, single-quoted or bare value (the "=" is captured:
 # findall gives "" for a group that did not take part, so it tells `alt` from `alt=""`)
@@ -66,7 +72,11 @@ def img_links(html: str) -> tuple[list[tuple[str, str | None]], str | None, int]
     n_img = 0
     findall = _ATTRIBUTE.findall
     # (findall, not finditer: tuples of strings cost far less than a match object and its groups)
-    for tag, body in _TOKENS.findall(html):
+    for plain_img, plain_src, plain_alt, tag, body in _TOKENS.findall(html):
+        if plain_img:
+            n_img += 1
+            links.append((plain_src, plain_alt))
+            continue
         if not tag:
             continue  # a comment, script or style: no links in it
         if tag.lower() == "base":

@@ -2,11 +2,12 @@
 (ia-web-commons' ExtractingParseObserver + htmlparser; cc2dataset's main.py)."""
 from __future__ import annotations
 
+import re
 from collections import Counter
 
 import pytest
 
-from curation.datacomp_rules import absolute_url, img_links, link_rows, page_base
+from curation.datacomp_rules import absolute_url, img_links, link_rows, page_base, tag_attributes
 
 PAGE = "http://www.example.com/blog/post.html"
 
@@ -89,6 +90,24 @@ def test_img_in_comments_scripts_and_styles_is_ignored():
 def test_attribute_names_are_case_insensitive_and_the_first_one_wins():
     html = "<IMG SRC='http://a.com/x.jpg' ALT='first' alt='second' src='http://a.com/y.jpg'>"
     assert pairs(html) == [("http://a.com/x.jpg", "first")]
+
+
+@pytest.mark.parametrize("tag", [
+    '<img src="a.jpg" alt="b">', '<IMG SRC="a.jpg" ALT="b" src="c.jpg" alt="d">', '<img\n src="a.jpg"\talt="" title=">">',
+    '<img src="a.jpg" alt="b"/>', '<img src="" alt="b" data-src="c.jpg">', '<img src="a.jpg" alt="b" x=\'>\' y>',
+    '<img src="a.jpg"alt="b">', '<img src="a.jpg" alt=b>', '<img src=\'a.jpg\' alt="b">', '<img alt="b" src="a.jpg">',
+    '<img src="a.jpg" alt="b" unclosed="x', '<img src="a.jpg" srcset="c.jpg" alt="b">', '<img\xa0src="a.jpg" alt="b">'])
+def test_the_usual_img_shape_reads_as_any_tag(tag):
+    """`<img src="…" alt="…" …>` is read in the tokenizer's pass; it must give what the attribute scan gives."""
+    html = f"<p>{tag} <img src='z.jpg' alt='z'></p>"
+    links, _, n_img = img_links(html)
+    expected, n = [], 0
+    for body in re.findall(r"<img\b((?:[^>\"']++|\"[^\"]*+\"|'[^']*+')*+)>", html, re.I):
+        n += 1
+        found = tag_attributes(body, ("src", "alt"))
+        if found.get("src") is not None:
+            expected.append((found["src"], found.get("alt")))
+    assert (links, n_img) == (expected, n)
 
 
 def test_quoted_greater_than_and_bare_values():
