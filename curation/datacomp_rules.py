@@ -40,12 +40,14 @@ from curation.html_images import _PLAIN_ABSOLUTE, _base_scheme
 # src and alt the attribute scan would find. The rest of that tag is read as any tag's, so it ends
 # where the general <img> alternative would have ended it.
 _TAG_BODY = r"(?:[^>\"']++|\"[^\"]*+\"|'[^']*+')*+"
+# (The lookahead turns away the usual '<' - of any other tag - after one test, where each
+# alternative would have tested it in turn; under re.I it admits the same first letters as they do.)
 _TOKENS = re.compile(
-    r"<!--.*?-->"
-    r"|<script\b" + _TAG_BODY + r">.*?</script\s*>"
-    r"|<style\b" + _TAG_BODY + r">.*?</style\s*>"
-    r"|<im(g)\s+src=\"([^\"]*)\"\s+alt=\"([^\"]*)\"" + _TAG_BODY + ">"
-    r"|<(img|base)\b(" + _TAG_BODY + r")>",
+    r"<(?=[!sib])(?:!--.*?-->"
+    r"|script\b" + _TAG_BODY + r">.*?</script\s*>"
+    r"|style\b" + _TAG_BODY + r">.*?</style\s*>"
+    r"|im(g)\s+src=\"([^\"]*)\"\s+alt=\"([^\"]*)\"" + _TAG_BODY + ">"
+    r"|(img|base)\b(" + _TAG_BODY + r")>)",
     re.I | re.S)
 # name, then optionally = and a double-quoted, single-quoted or bare value (the "=" is captured:
 # findall gives "" for a group that did not take part, so it tells `alt` from `alt=""`)
