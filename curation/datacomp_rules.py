@@ -34,12 +34,20 @@ from urllib.parse import urljoin
 from curation.html_images import _PLAIN_ABSOLUTE, _base_scheme
 
 # Text that htmlparser does not read tags from (comments, script and style bodies), or an <img> or
-# <base> tag whose attributes may hold quoted '>' characters.
+# <base> tag whose attributes may hold quoted '>' characters. An <img> whose first two attributes
+# are a double-quoted src and alt (the usual way pages write it) gives them here, as groups 2 and 3
+# (group 1, the g of img, marks it), without a second pass over its attributes: they are the first
+# src and alt the attribute scan would find. The rest of that tag is read as any tag's, so it ends
+# where the general <img> alternative would have ended it.
+_TAG_BODY = r"(?:[^>\"']++|\"[^\"]*+\"|'[^']*+')*+"
+# (The lookahead turns away the usual '<' - of any other tag - after one test, where each
+# alternative would have tested it in turn; under re.I it admits the same first letters as they do.)
 _TOKENS = re.compile(
-    r"<!--.*?-->"
-    r"|<script\b(?:[^>\"']++|\"[^\"]*+\"|'[^']*+')*+>.*?</script\s*>"
-    r"|<style\b(?:[^>\"']++|\"[^\"]*+\"|'[^']*+')*+>.*?</style\s*>"
-    r"|<(img|base)\b((?:[^>\"']++|\"[^\"]*+\"|'[^']*+')*+)>",
+    r"<(?=[!sib])(?:!--.*?-->"
+    r"|script\b" + _TAG_BODY + r">.*?</script\s*>"
+    r"|style\b" + _TAG_BODY + r">.*?</style\s*>"
+    r"|im(g)\s+src=\"([^\"]*)\"\s+alt=\"([^\"]*)\"" + _TAG_BODY + ">"
+    r"|(img|base)\b(" + _TAG_BODY + r")>)",
     re.I | re.S)
 # name, then optionally = and a double-quoted, single-quoted or bare value (the "=" is captured:
 # findall gives "" for a group that did not take part, so it tells `alt` from `alt=""`)
@@ -66,7 +74,11 @@ def img_links(html: str) -> tuple[list[tuple[str, str | None]], str | None, int]
     n_img = 0
     findall = _ATTRIBUTE.findall
     # (findall, not finditer: tuples of strings cost far less than a match object and its groups)
-    for tag, body in _TOKENS.findall(html):
+    for plain_img, plain_src, plain_alt, tag, body in _TOKENS.findall(html):
+        if plain_img:
+            n_img += 1
+            links.append((plain_src, plain_alt))
+            continue
         if not tag:
             continue  # a comment, script or style: no links in it
         if tag.lower() == "base":
@@ -98,6 +110,8 @@ def page_base(page_url: str, base_href: str | None) -> str:
     """cc2dataset's base: the page URL, joined with Head.Base when there is one."""
     if base_href is None:
         return page_url
+    if _PLAIN_ABSOLUTE.fullmatch(base_href) and _base_scheme(page_url) is not None:
+        return base_href  # what urljoin gives such a URL (the usual <base href>), without its cost
     try:
         return urljoin(page_url, base_href)
     except ValueError:
@@ -133,18 +147,19 @@ def absolute_url(url: str, base: str) -> str | None:
 
 def link_rows(links: list[tuple[str, str | None]], base: str, page_url: str, tail: tuple, stats) -> list[tuple]:
     """Rows (page_url, url, alt, *tail) of the (src, alt) links cc2dataset keeps, in one loop (the per-link
-    hot path of both inputs); every link is counted in the `images` stage."""
+    hot path of both inputs; tail is (crawl_time, snapshot, warc_file, warc_offset)); every link is
+    counted in the `images` stage."""
     rows = []
+    append = rows.append
+    t0, t1, t2, t3 = tail  # (a row spelled out is built without the list `*tail` would build first)
     no_alt = empty_alt = 0
     for url, alt in links:
         if alt is None:
             no_alt += 1
         elif not alt:
             empty_alt += 1
-        elif url.startswith(_HTTP):
-            rows.append((page_url, url, alt, *tail))
-        elif (url := absolute_url(url, base)) is not None:
-            rows.append((page_url, url, alt, *tail))
+        elif url.startswith(_HTTP) or (url := absolute_url(url, base)) is not None:
+            append((page_url, url, alt, t0, t1, t2, t3))
     count_links(stats, len(links), no_alt, empty_alt, len(rows))
     return rows
 

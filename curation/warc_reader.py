@@ -243,25 +243,35 @@ def _gzip_members(fh, stats: ExtractStats) -> Iterator[tuple[int, bytes, bool]]:
     buf = _Buffer(fh)
     buf.fill()
     pos, damaged = 0, False
+    view = memoryview(buf.data)
     while pos < len(buf.data) or buf.fill():
-        pos = buf.drop_before(pos)
+        if pos > _READ:
+            pos = buf.drop_before(pos)
         data = buf.data
+        if view.obj is not data:
+            view = memoryview(data)
         d = zlib.decompressobj(31)
-        out, fed_to, step = [], pos, _FEED
         try:
-            while True:
-                # Feed steps that start small and double: whatever follows the member's end is
-                # copied into unused_data, so the waste stays below the member's own size.
-                if fed_to >= len(data):
-                    if not buf.fill():
+            # The usual member fits in the first feed step: one call, nothing to join.
+            fed_to = pos + _FEED if pos + _FEED < len(data) else len(data)
+            out = d.decompress(view[pos:fed_to])
+            if not d.eof:
+                out, step = [out], 2 * _FEED
+                while True:
+                    # Feed steps that start small and double: whatever follows the member's end is
+                    # copied into unused_data, so the waste stays below the member's own size.
+                    if fed_to >= len(data):
+                        if not buf.fill():
+                            break
+                        data = buf.data
+                        view = memoryview(data)
+                    step_end = min(len(data), fed_to + step)
+                    out.append(d.decompress(view[fed_to:step_end]))
+                    fed_to = step_end
+                    if d.eof:
                         break
-                    data = buf.data
-                step_end = min(len(data), fed_to + step)
-                out.append(d.decompress(memoryview(data)[fed_to:step_end]))
-                fed_to = step_end
-                if d.eof:
-                    break
-                step = min(2 * step, _READ)
+                    step = min(2 * step, _READ)
+                out = b"".join(out)
         except zlib.error:
             if not damaged:
                 stats.inc("records", "input")
@@ -277,11 +287,10 @@ def _gzip_members(fh, stats: ExtractStats) -> Iterator[tuple[int, bytes, bool]]:
             continue
         damaged = False
         if not d.eof:  # cut off by the end of the file
-            yield buf.base + pos, b"".join(out) + d.flush(), True
+            yield buf.base + pos, out + d.flush(), True
             return
-        end = fed_to - len(d.unused_data)
-        yield buf.base + pos, b"".join(out), False
-        pos = end
+        yield buf.base + pos, out, False
+        pos = fed_to - len(d.unused_data)
 
 
 def iter_records(fh, stats: ExtractStats, reader: str = "warcio") -> Iterator[tuple[int, object]]:

@@ -15,7 +15,10 @@ show the layout). DataComp's CommonPool was read from these by cc2dataset (`rom1
     with an escaped slash): it cannot give a pair and is not parsed (the fast path; most metadata
     records describe requests and crawl metadata, and text without links);
   - `failed.bad_json`: its block is not a JSON object with an `Envelope.WARC-Header-Metadata`
-    object (a body cut short, text that is not UTF-8; parsed by the stdlib's json);
+    object (a body cut short, text that is not UTF-8). JSON is read by orjson, strictly by RFC 8259
+    (cc2dataset's simdjson is strict too): `NaN`/`Infinity`, lone surrogate escapes (`\\ud800`)
+    and nesting deeper than 1024 are bad JSON (the stdlib's json took the first two and raised
+    on the third); an integer beyond 64 bits is read as a float;
   - `dropped.not_a_response`: it describes a record other than a `response` (request, metadata, ...);
   - `dropped.non_http_payload`: no `HTTP-Response-Metadata`, or a target URI that is not http(s);
   - `dropped.non_html`: no `HTML-Metadata` (ia-web-commons found no HTML page);
@@ -32,9 +35,10 @@ show the layout). DataComp's CommonPool was read from these by cc2dataset (`rom1
 """
 from __future__ import annotations
 
-import json
 import re
 from typing import Iterator
+
+import orjson
 
 from curation.datacomp_rules import link_rows, page_base
 from curation.warc_reader import _GZIP_MAGIC, ExtractStats, _gzip_members, looks_like_warc, parse_warc_date
@@ -48,47 +52,58 @@ _HTTP = ("http://", "https://")
 
 def iter_metadata(fh, stats: ExtractStats, path_snapshot: str | None) -> Iterator[tuple[bytes, int, str | None]]:
     """(member, where its block starts, snapshot) of every readable metadata record of a gzipped WAT
-    file; every record counted in the `records` stage. The block runs to the member's end: the
-    record separator after it is JSON whitespace."""
+    file whose block holds `IMG@`; every record counted in the `records` stage, and every metadata
+    record as an input of the `responses` stage (those without `IMG@` as dropped `no_img_links`).
+    The block runs to the member's end: the record separator after it is JSON whitespace."""
     snapshot = path_snapshot
-    for _offset, member, truncated in _gzip_members(fh, stats):
-        stats["records.input"] += 1
-        if truncated:
-            stats["info.truncated_record"] += 1
-        head_end = member.find(b"\r\n\r\n")
-        # WARC-Type is usually the first header: try the first line break before searching them all
-        m = _WARC_TYPE.match(member, member.find(b"\r\n"), head_end) or _WARC_TYPE.search(member, 0, head_end) \
-            if head_end > 0 else None
-        if m is None or not member.startswith(b"WARC/"):
-            stats["records.failed.unparseable_record"] += 1
-            continue
-        rec_type = m.group(1)
-        stats["records.kept"] += 1
-        if rec_type == b"metadata":
-            stats["info.record_type.metadata"] += 1
-            yield member, head_end + 4, snapshot
-            continue
-        stats["info.record_type." + rec_type.decode("ascii", "replace")] += 1
-        if rec_type == b"warcinfo" and snapshot is None:
-            n = _CONTENT_LENGTH.search(member, 0, head_end)
-            block = member[head_end + 4:head_end + 4 + int(n.group(1)) if n else len(member)]
-            found = ISPARTOF_RE.search(block.decode("utf-8", "replace"))
-            snapshot = found.group(1) if found else None
+    # The per-record counts are kept here and added to stats once (in `finally`: also when the
+    # caller stops early); a Counter update per record cost more than the test that decides it.
+    n_members = n_truncated = n_metadata = n_no_img = 0
+    try:
+        for _offset, member, truncated in _gzip_members(fh, stats):
+            n_members += 1
+            if truncated:
+                n_truncated += 1
+            head_end = member.find(b"\r\n\r\n")
+            # WARC-Type is usually the first header: try the first line break before searching them all
+            m = _WARC_TYPE.match(member, member.find(b"\r\n"), head_end) or _WARC_TYPE.search(member, 0, head_end) \
+                if head_end > 0 else None
+            if m is None or not member.startswith(b"WARC/"):
+                stats["records.failed.unparseable_record"] += 1
+                continue
+            rec_type = m.group(1)
+            if rec_type == b"metadata":
+                n_metadata += 1
+                if member.find(b"IMG@", head_end + 4) < 0:
+                    n_no_img += 1
+                else:
+                    yield member, head_end + 4, snapshot
+                continue
+            stats["records.kept"] += 1
+            stats["info.record_type." + rec_type.decode("ascii", "replace")] += 1
+            if rec_type == b"warcinfo" and snapshot is None:
+                n = _CONTENT_LENGTH.search(member, 0, head_end)
+                block = member[head_end + 4:head_end + 4 + int(n.group(1)) if n else len(member)]
+                found = ISPARTOF_RE.search(block.decode("utf-8", "replace"))
+                snapshot = found.group(1) if found else None
+    finally:
+        for key, n in (("records.input", n_members), ("info.truncated_record", n_truncated),
+                       ("records.kept", n_metadata), ("info.record_type.metadata", n_metadata),
+                       ("responses.input", n_metadata), ("responses.dropped.no_img_links", n_no_img)):
+            if n:
+                stats[key] += n
 
 
 def record_rows(member: bytes, start: int, snapshot: str | None, stats: ExtractStats) -> list[tuple]:
     """Rows (page_url, url, text, crawl_time, snapshot, warc_file, warc_offset) of one metadata
-    record, whose JSON block is member[start:], counted in the `responses` and `images` stages."""
-    stats["responses.input"] += 1
-    if member.find(b"IMG@", start) < 0:
-        stats["responses.dropped.no_img_links"] += 1
-        return []
+    record whose JSON block, member[start:], holds `IMG@` (counted as a `responses` input by
+    `iter_metadata`), counted in the `responses` and `images` stages."""
     try:
-        doc = json.loads(member[start:].decode("utf-8"))
+        doc = orjson.loads(memoryview(member)[start:])  # (a view: no copy of the block)
         whm = doc["Envelope"]["WARC-Header-Metadata"]
         if type(whm) is not dict:
             raise TypeError
-    except (ValueError, KeyError, TypeError):  # JSONDecodeError, UnicodeDecodeError are ValueErrors
+    except (ValueError, KeyError, TypeError):  # orjson.JSONDecodeError (bad UTF-8 too) is a ValueError
         stats["responses.failed.bad_json"] += 1
         return []
     if whm.get("WARC-Type") != "response":
@@ -129,9 +144,9 @@ def record_rows(member: bytes, start: int, snapshot: str | None, stats: ExtractS
     base = page_base(page_url, base_href if type(base_href) is str else None)
     # The IMG@/src links with a string URL (an alt that is not a string is read as its text), through
     # the same rules as a page's links from WARC input.
-    img = [(url, alt if alt is None or type(alt) is str else str(alt))
+    img = [(url, alt if (alt := link.get("alt")) is None or type(alt) is str else str(alt))
            for link in links if type(link) is dict and link.get("path") == "IMG@/src"
-           and type(url := link.get("url")) is str for alt in (link.get("alt"),)]
+           and type(url := link.get("url")) is str]
     return link_rows(img, base, page_url, (crawl_time, snapshot, warc_file, offset), stats)
 
 

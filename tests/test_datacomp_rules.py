@@ -2,18 +2,19 @@
 (ia-web-commons' ExtractingParseObserver + htmlparser; cc2dataset's main.py)."""
 from __future__ import annotations
 
+import re
 from collections import Counter
 
 import pytest
 
-from curation.datacomp_rules import absolute_url, img_links, link_rows, page_base
+from curation.datacomp_rules import absolute_url, img_links, link_rows, page_base, tag_attributes
 
 PAGE = "http://www.example.com/blog/post.html"
 
 
 def pairs_from_links(links, base: str, stats) -> list[tuple[str, str]]:
     """The (url, alt) pairs `link_rows` keeps, with its counts in `stats`."""
-    return [(url, alt) for _, url, alt in link_rows(list(links), base, None, (), stats)]
+    return [(url, alt) for _, url, alt, *_tail in link_rows(list(links), base, None, (None,) * 4, stats)]
 
 
 def reference_pairs(links, base: str, stats):
@@ -91,6 +92,24 @@ def test_attribute_names_are_case_insensitive_and_the_first_one_wins():
     assert pairs(html) == [("http://a.com/x.jpg", "first")]
 
 
+@pytest.mark.parametrize("tag", [
+    '<img src="a.jpg" alt="b">', '<IMG SRC="a.jpg" ALT="b" src="c.jpg" alt="d">', '<img\n src="a.jpg"\talt="" title=">">',
+    '<img src="a.jpg" alt="b"/>', '<img src="" alt="b" data-src="c.jpg">', '<img src="a.jpg" alt="b" x=\'>\' y>',
+    '<img src="a.jpg"alt="b">', '<img src="a.jpg" alt=b>', '<img src=\'a.jpg\' alt="b">', '<img alt="b" src="a.jpg">',
+    '<img src="a.jpg" alt="b" unclosed="x', '<img src="a.jpg" srcset="c.jpg" alt="b">', '<img\xa0src="a.jpg" alt="b">'])
+def test_the_usual_img_shape_reads_as_any_tag(tag):
+    """`<img src="…" alt="…" …>` is read in the tokenizer's pass; it must give what the attribute scan gives."""
+    html = f"<p>{tag} <img src='z.jpg' alt='z'></p>"
+    links, _, n_img = img_links(html)
+    expected, n = [], 0
+    for body in re.findall(r"<img\b((?:[^>\"']++|\"[^\"]*+\"|'[^']*+')*+)>", html, re.I):
+        n += 1
+        found = tag_attributes(body, ("src", "alt"))
+        if found.get("src") is not None:
+            expected.append((found["src"], found.get("alt")))
+    assert (links, n_img) == (expected, n)
+
+
 def test_quoted_greater_than_and_bare_values():
     assert pairs('<img alt="a > b" src=http://a.com/x.jpg>') == [("http://a.com/x.jpg", "a > b")]
 
@@ -128,12 +147,29 @@ def test_the_scheme_shortcut_gives_what_urljoin_gives(base):
         assert absolute_url(url, base) == _reference_absolute_url(url, base), (url, base)
 
 
+@pytest.mark.parametrize("page", ["https://www.site.example/dir/post.html", "http://h.example", "HTTP://H.example/a/",
+                                  "http://[::1/broken/", "ftp://files.example/x/", "", "https://h.example:99/p?q#f"])
+def test_page_base_is_the_page_url_joined_with_the_base_href(page):
+    from urllib.parse import urljoin
+
+    for href in ["http://static.example/", "https://static.example/a/b", "http://static.example/a?", "http://s.example/a#",
+                 "http://s.example/a;p", "http://s.example:80/", "http://S.example/./x/../", "http://[::1/x", "/media/",
+                 "sub/", "", "//cdn.example/", "HTTP://up.example/", "http://s.example/é/", " http://s.example/"]:
+        try:
+            expected = urljoin(page, href)
+        except ValueError:
+            expected = page
+        assert page_base(page, href) == expected, (page, href)
+    assert page_base(page, None) == page
+
+
 def test_link_rows_give_the_pairs_and_counts_of_the_rules_link_by_link():
     links = [("http://i.example/a.jpg", "a"), ("b.jpg", "b"), ("c.jpg", None), ("d.jpg", ""), ("data:x", "e"),
              ("", "f"), ("//cdn.example/g.jpg", "g"), ("mailto:x@y", "h"), ("http://i.example/i.jpg", " ")]
     base = "https://www.example.com/dir/page.html"
     ref, got = Counter(), Counter()
     pairs = list(reference_pairs(links, base, ref))
-    rows = link_rows(links, base, "P", ("T",), got)
-    assert rows == [("P", url, alt, "T") for url, alt in pairs]
+    tail = ("T", "CC-MAIN-2020-05", "f.warc.gz", 7)
+    rows = link_rows(links, base, "P", tail, got)
+    assert rows == [("P", url, alt, *tail) for url, alt in pairs]
     assert +got == +ref

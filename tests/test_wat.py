@@ -125,6 +125,16 @@ def test_every_metadata_record_is_accounted_for(tmp_path):
     assert stats["info.record_type.request"] == 1
 
 
+def test_json_is_read_strictly(tmp_path):
+    """RFC 8259 JSON only (orjson, as cc2dataset's simdjson): NaN and a lone surrogate escape make a
+    record bad JSON; a well-formed surrogate pair is read."""
+    img = _doc([{"path": "IMG@/src", "url": "http://i.example/a.jpg", "alt": "ALT"}])
+    members = [_member("metadata", img.replace(b'"ALT"', alt)) for alt in (b"NaN", rb'"\ud800"', rb'"\ud83d\ude00"')]
+    rows, stats = _rows(_wat(tmp_path / "j.warc.wat.gz", members))
+    assert [r[2] for r in rows] == ["\U0001f600"]
+    assert stats["responses.failed.bad_json"] == 2 and stats["responses.kept"] == 1
+
+
 def test_a_damaged_gzip_member_is_counted_and_reading_resumes(tmp_path):
     img = [{"path": "IMG@/src", "url": "http://i.example/a.jpg", "alt": "a"}]
     good = _member("metadata", _doc(img))
