@@ -106,7 +106,7 @@ def _cases(p: dict) -> list[tuple[str, list[str], str]]:
         ("filter-out-is-file", ["tic-filter", "basic", s["pool"], s["a_file"]], "is a file"),
         # tic-splits / tic-yfcc
         ("splits-missing-timestamps", ["tic-splits", "build", "--timestamps", s["missing"], "--metadata", s["pool"], out], "nope"),
-        ("splits-leakage-missing", ["tic-splits", "check-leakage", s["missing"]], "nope", "jvm"),
+        ("splits-leakage-missing", ["tic-splits", "check-leakage", s["missing"]], "nope"),
         ("yfcc-missing", ["tic-yfcc", s["missing"], out], "not found"),
         ("yfcc-truncated-gz", ["tic-yfcc", s["trunc_gz"], out], "cannot be read", "jvm"),
         ("yfcc-bad-seeds", ["tic-yfcc", "--seeds", "-1", s["trunc_gz"], out], ">= 1"),
