@@ -365,3 +365,30 @@ def test_killed_three_times_then_rerun_gives_the_uninterrupted_output(name, requ
     print(f"{name}: reference {total:.1f} s (first temp at {first:.1f} s); "
           + ", ".join(f"{p} at {o.seconds:.1f} s" + ("" if o.killed else " (finished first)") for p, o in outcomes)
           + f"; rerun {final.seconds:.1f} s")
+
+
+def _dead_pid() -> int:
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def test_files_a_killed_writer_left_in_a_cache_are_reclaimed(tmp_path, monkeypatch):
+    """Caches live outside every output directory (TIC_CACHE_DIR), so no run's open_output_dir reclaims them:
+    a kill inside atomic_write (the noun categories) or atomic_file (caption embeddings, named by content,
+    so the same name may never be written again) used to leave its temporary sibling there for good."""
+    import numpy as np
+
+    from benchmarks.analysis import CaptionEmbeddings
+    from ticcore.outputs import atomic_write, sibling_name
+
+    dead = _dead_pid()
+    (tmp_path / sibling_name("noun_categories_8.json", "tmp", dead)).write_text("[{\"synset\": ")  # cut short
+    atomic_write(tmp_path / "noun_categories_8.json", "[]")
+    cache = tmp_path / "caption_embeddings" / "m"
+    (cache / sibling_name("0123abcd.npz", "tmp", dead)).mkdir(parents=True)
+    np.savez(cache / "fedcba98.npz", hashes=np.array(["k"]), vectors=np.zeros((1, 384), np.float16))
+    monkeypatch.setattr(CaptionEmbeddings, "_model_key", lambda self: "m")
+    assert list(CaptionEmbeddings(cache=cache).known) == ["k"]
+    assert siblings_under(tmp_path) == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["caption_embeddings", "noun_categories_8.json"]
