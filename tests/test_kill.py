@@ -55,6 +55,7 @@ _spec.loader.exec_module(diff_outputs)
 ENV = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
        "OMP_NUM_THREADS": "1", "PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable}
 SPARK = ["--master", "local[2]"]
+TIMING_KEYS = {"latencies"}  # timing entries of torch states (JSON timing keys: diff_outputs' list)
 
 
 # ------------------------------------------------------------------ the stages
@@ -121,7 +122,7 @@ STAGES = {
     "tic-analyze": Stage(lambda fx, out: ["benchmarks.analyze_cli", fx("splits")[0], out, "--pool", "unfiltered",
                                           "--per-step", 100, "--embeddings", fx("sample_web") / "metadata"]),
     "tic-train": Stage(_train_args, grows=True),
-    "tic-train anytime": Stage(_anytime_args, grows=True),
+    "tic-train anytime": Stage(_anytime_args, grows=True, unordered=("state.pt",)),
 }
 
 
@@ -263,7 +264,25 @@ def _tar_members(path: Path) -> list:
         return sorted((m.name, tf.extractfile(m).read()) for m in tf.getmembers() if m.isfile())
 
 
+def _same_values(x, y) -> bool:
+    import torch
+
+    if isinstance(x, dict):
+        return isinstance(y, dict) and x.keys() == y.keys() and all(_same_values(x[k], y[k]) for k in x)
+    if isinstance(x, (list, tuple)):
+        return isinstance(y, (list, tuple)) and len(x) == len(y) and all(map(_same_values, x, y))
+    if torch.is_tensor(x):
+        return torch.is_tensor(y) and torch.equal(x, y)
+    return x == y or (x != x and y != y)  # NaN cells equal themselves
+
+
 def _unordered_equal(a: Path, b: Path) -> bool:
+    if a.suffix == ".pt":  # a torch state whose only run-to-run difference may be timings (AnytimeCL's latencies)
+        import torch
+
+        x, y = (torch.load(p, weights_only=False, map_location="cpu") for p in (a, b))
+        drop = lambda d: {k: v for k, v in d.items() if k not in TIMING_KEYS} if isinstance(d, dict) else d  # noqa: E731
+        return _same_values(drop(x), drop(y))
     if a.suffix == ".parquet":
         return _table_rows(a) == _table_rows(b)
     if a.suffix == ".tar":
@@ -292,7 +311,14 @@ def output_differences(ref: Path, out: Path, unordered=()) -> list[str]:
 
 # ------------------------------------------------------------------ the test
 
-@pytest.mark.parametrize("name", list(STAGES))
+# Found by this test, not fixed yet: strict JSON (issue 24, item 7) refuses the NaN cells a training run's
+# state.json and metrics.json hold for what was not evaluated (retrieval_covid before 2020, transfer of a
+# one-step run), so `tic-train run` on the test world dies with "Out of range float values are not JSON
+# compliant: nan: rows.retrieval_covid.steps[0][0]" before its kill test can start.
+_TRAIN_NAN = pytest.mark.xfail(strict=True, reason="tic-train writes NaN metrics that strict JSON refuses")
+
+
+@pytest.mark.parametrize("name", [pytest.param(n, marks=_TRAIN_NAN) if n == "tic-train" else n for n in STAGES])
 def test_killed_three_times_then_rerun_gives_the_uninterrupted_output(name, request, tmp_path):
     stage = STAGES[name]
     parent = tmp_path / "parent"  # holds OUT and nothing else: whatever else appears there is a leftover
