@@ -20,7 +20,7 @@ import numpy as np
 
 from benchmarks.sentence import BATCH_SIZE, check_model_path, encode
 from benchmarks.wordnet import cache_dir, reader
-from ticcore.outputs import atomic_file, atomic_write
+from ticcore.outputs import atomic_file, atomic_write, reclaim_stale
 
 TOP_K = 5
 
@@ -103,6 +103,7 @@ class CaptionEmbeddings:
         self.known: dict[str, np.ndarray] = {}
         self.encoded = 0  # captions encoded by the model (cache misses)
         if self.cache.is_dir():
+            reclaim_stale(self.cache)  # each write has its own name: the next write of a killed one's may never come
             for f in sorted(self.cache.glob("*.npz")):
                 with np.load(f) as z:
                     for h, v in zip(z["hashes"], z["vectors"]):

@@ -227,8 +227,11 @@ def open_output_dir(out: Path, tool: str) -> Path:
 # ------------------------------------------------------------------ single files
 
 def atomic_write(path: Path, data: bytes | str, encoding: str = "utf-8") -> Path:
-    """Write a whole file under a temporary name, then rename it over `path`."""
+    """Write a whole file under a temporary name, then rename it over `path`. What a killed writer of
+    `path` left is reclaimed first (a cache file is written outside any output directory, where nothing
+    else would)."""
     path = Path(path)
+    reclaim_stale(path.parent, path.name)
     tmp = path.with_name(sibling_name(path.name, "tmp"))  # two processes filling one cache file never share it
     try:
         with open(tmp, "wb") as fh:
