@@ -54,7 +54,7 @@ def check_pool(metadata_dir: str | Path, need: Iterable[str], why: str = "") -> 
         schema = meta.schema_arrow
         missing = need - set(schema.names)
         if missing:
-            raise InputError(f"{shard}: metadata lacks column(s) {', '.join(sorted(missing))}{why}")
+            raise InputError(f"{shard}: metadata lacks required column(s) {', '.join(sorted(missing))}{why}")
         check_types(shard, schema, POOL_COLUMN_TYPES)
         rows += meta.metadata.num_rows
     if rows == 0:

@@ -161,7 +161,7 @@ def test_missing_columns_and_models_are_reported(tmp_path):
     meta.mkdir()
     pq.write_table(pa.table({"uid": ["a"], "caption": ["x"]}), meta / "0.parquet")
     res = _cli("basic", meta, tmp_path / "out")
-    assert res.returncode == 2 and "lacks column(s)" in res.stderr and "text" in res.stderr
+    assert res.returncode == 2 and "lacks required column(s)" in res.stderr and "text" in res.stderr
     _write_shard(tmp_path / "m2" / "0.parquet", [("a caption here", 300, 300)])
     res = _cli("basic", tmp_path / "m2", tmp_path / "out", "--lid-model", tmp_path / "nope.bin")
     assert res.returncode == 2 and "nope.bin" in res.stderr

@@ -305,7 +305,7 @@ def test_bad_input_stops_before_any_work(tmp_path, sample_web):
     bad_meta.mkdir()
     pq.write_table(pa.table({"uid": ["a"], "caption": ["x"]}), bad_meta / "0.parquet")
     res = _job(sample_web / "warc.manifest", bad_meta, tmp_path / "out")
-    assert res.returncode == 2 and "lacks required column(s) url, text" in res.stderr
+    assert res.returncode == 2 and "lacks required column(s) text, url" in res.stderr
 
     foreign = tmp_path / "foreign"
     foreign.mkdir()
