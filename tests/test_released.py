@@ -183,3 +183,67 @@ def test_load_uid_npy_refuses_other_dtypes(tmp_path):
         load_uid_npy(p, str(p))
     np.save(p, np.zeros(2, UID_PAIR))
     assert len(load_uid_npy(p, str(p))) == 2
+
+
+# ------------------------------------------------------------------ clip_benchmark's layout
+
+def _fake_download(splits: Path, root: Path) -> Path:
+    """A download pool as img2dataset leaves it (pool/00000.tar with <key>.jpg/.json, 00000_stats.json), one
+    small JPEG per pair of the splits: the shard stage needs nothing else."""
+    from PIL import Image
+
+    from benchmarks.pools import url_list
+
+    urls = url_list(splits, [])
+    pool = root / "pool"
+    pool.mkdir(parents=True)
+    buf = io.BytesIO()
+    Image.new("RGB", (8, 8), (200, 30, 30)).save(buf, format="JPEG")
+    jpg = buf.getvalue()
+    with tarfile.open(pool / "00000.tar", "w") as tf:
+        for k, u in enumerate(urls["uid"]):
+            for ext, data in (("jpg", jpg), ("json", json.dumps({"uid": u, "width": 8, "height": 8}).encode())):
+                info = tarfile.TarInfo(f"{k:09d}.{ext}")
+                info.size = len(data)
+                tf.addfile(info, io.BytesIO(data))
+    (pool / "00000_stats.json").write_text(json.dumps({"successes": len(urls)}))
+    return root
+
+
+def test_clip_benchmark_layout_reads_as_clip_benchmark_does(imported, tmp_path):
+    import webdataset as wds
+
+    from benchmarks import shards_cli
+
+    dl = _fake_download(imported, tmp_path / "dl")
+    out = tmp_path / "shards"
+    assert shards_cli.main(["reshard", str(imported), str(dl), str(out), "--granularity", "month",
+                            "--eval-layout", "clip_benchmark", "--samples-per-shard", "1"]) == 0
+    ret_dir = out / "clip_benchmark" / "retrieval" / "yearly" / "2014"
+    assert sorted(p.name for p in ret_dir.iterdir()) == ["0.tar", "1.tar", "count.txt", "dataset_type.txt", "nshards.txt"]
+    assert (ret_dir / "dataset_type.txt").read_text().strip() == "retrieval"
+    assert (ret_dir / "count.txt").read_text().strip() == "2"
+
+    def read(data_dir: Path, label: str):
+        # as clip_benchmark's build_wds_dataset(split="") does: nshards.txt, then {0..n-1}.tar, images decoded to PIL
+        nshards = int((data_dir / "nshards.txt").read_text())
+        pattern = str(data_dir / ("{0..%d}.tar" % (nshards - 1)))
+        ds = (wds.WebDataset(pattern, nodesplitter=lambda src: src, shardshuffle=False)
+              .decode(wds.autodecode.ImageHandler("pil", extensions=["webp", "png", "jpg", "jpeg"]))
+              .to_tuple("webp;png;jpg;jpeg", label))
+        return list(ds)
+
+    samples = read(ret_dir, "txt")
+    assert sorted(t for _, t in samples) == sorted(["caption 0", "caption 3"])
+    assert samples[0][0].size == (8, 8)
+    net_dir = out / "clip_benchmark" / "datacompnet" / "yearly" / "2015"
+    assert (net_dir / "dataset_type.txt").read_text().strip() == "classification"
+    classnames = (net_dir / "classnames.txt").read_text().splitlines()
+    assert len(classnames) == 1000 and classnames[207].lower() == "golden retriever"
+    assert all("{c}" in t for t in (net_dir / "zeroshot_classification_templates.txt").read_text().splitlines())
+    assert sorted(c for _, c in read(net_dir, "cls")) == [207, 207, 656]
+    month = MONTH_OF[7]
+    monthly = out / "clip_benchmark" / "datacompnet" / "monthly" / month
+    assert [c for _, c in read(monthly, "cls")] == [656]
+    # the tic layout stays what tic-train reads
+    assert (out / "eval" / "net" / "2015" / "sizes.json").is_file()
