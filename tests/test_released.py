@@ -247,3 +247,27 @@ def test_clip_benchmark_layout_reads_as_clip_benchmark_does(imported, tmp_path):
     assert [c for _, c in read(monthly, "cls")] == [656]
     # the tic layout stays what tic-train reads
     assert (out / "eval" / "net" / "2015" / "sizes.json").is_file()
+
+
+# ------------------------------------------------------------------ tic-filter --npy
+
+def test_filter_npy_is_datacomp_subset_file(tmp_path):
+    from curation.filter_job import parse_args, write_kept_npy
+
+    cfg = parse_args(["basic", "META", str(tmp_path / "out"), "--npy", str(tmp_path / "kept")])
+    assert cfg.npy == str(tmp_path / "kept")
+    kept = tmp_path / "out" / "kept"
+    for year, ids in ((2014, [5, 1, 9]), (2015, [3, 7])):
+        (kept / f"first_seen_year={year}").mkdir(parents=True)
+        pq.write_table(pa.table({"uid": [uid(i) for i in ids], "filter": ["basic"] * len(ids)}),
+                       kept / f"first_seen_year={year}" / "part-0.parquet")
+    assert write_kept_npy(None, str(tmp_path / "out"), cfg.npy) == 5
+    data = (tmp_path / "kept").read_bytes()       # the name as given: np.save adds no .npy suffix here
+    assert data == npy([uid(i) for i in (1, 3, 5, 7, 9)])
+    # resharder.py's lookup: np.load, dtype check, searchsorted on divmod(int(uid, 16), 2**64)
+    subset = np.load(tmp_path / "kept", mmap_mode="r")
+    assert subset.dtype == np.dtype("u8,u8")
+    key = np.array([divmod(int(uid(7), 16), 2 ** 64)], np.dtype("u8,u8"))[0]
+    assert np.searchsorted(subset, key, "right") - np.searchsorted(subset, key, "left") == 1
+    key = np.array([divmod(int(uid(8), 16), 2 ** 64)], np.dtype("u8,u8"))[0]
+    assert np.searchsorted(subset, key, "right") - np.searchsorted(subset, key, "left") == 0
