@@ -271,3 +271,21 @@ def test_filter_npy_is_datacomp_subset_file(tmp_path):
     assert np.searchsorted(subset, key, "right") - np.searchsorted(subset, key, "left") == 1
     key = np.array([divmod(int(uid(8), 16), 2 ** 64)], np.dtype("u8,u8"))[0]
     assert np.searchsorted(subset, key, "right") - np.searchsorted(subset, key, "left") == 0
+
+
+# ------------------------------------------------------------------ tic-train metrics --clip-benchmark-names
+
+def test_metrics_print_clip_benchmark_names(tmp_path, capsys):
+    from training.cli import main as train_main
+
+    csv_path = tmp_path / "matrix_retrieval.csv"
+    csv_path.write_text("10,5\n12,11\n")
+    assert train_main(["metrics", str(csv_path), "--clip-benchmark-names"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["in_domain"] == 10.5
+    assert doc["metric"] == {"ours": "mean_R@1", "clip_benchmark": "mean_recall@1"}
+    # clip_benchmark's image retrieval ranks images for a caption: our text -> image direction
+    assert doc["retrieval_names"]["text_to_image_R@5"] == "image_retrieval_recall@5"
+    assert doc["retrieval_names"]["image_to_text_R@1"] == "text_retrieval_recall@1"
+    assert train_main(["metrics", str(csv_path)]) == 0
+    assert "metric" not in json.loads(capsys.readouterr().out)
