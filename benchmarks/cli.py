@@ -2,6 +2,8 @@
 
     tic-splits build OUT --timestamps TS_OUT --metadata META_DIR [--filtered FILTERED_DIR] [options]
     tic-splits check-leakage OUT
+    tic-splits import-released RELEASE_DIR OUT --metadata DATACOMP_METADATA
+    tic-splits export-released OUT RELEASE_DIR [--pool unfiltered]
 
 `build` reads the timestamped pool (a tic-timestamp-join output joined with the DataComp
 metadata) and, when given, the filtered pools (FILTERED_DIR/{basic,bestpool}, tic-filter
@@ -18,6 +20,11 @@ url with an evaluation row. It compares every set under OUT/eval with every pool
 so it also checks tic-yfcc / tic-redcaps outputs (eval/retrieval only, train/yfcc15m or
 train/redcaps); a missing OUT, or one without evaluation sets or training pools, is one line and
 exit 2, never "clean".
+
+`import-released` builds the same layout from apple/ml-tic-clip's released uid lists and a DataComp
+metadata directory (no timestamp join); every released uid the metadata lacks is counted, in total and
+by year, in stats.json and the summary. `export-released` writes that release layout from OUT
+(`benchmarks/released.py` describes both formats).
 """
 from __future__ import annotations
 
@@ -36,13 +43,12 @@ from pyspark.sql import functions as F  # noqa: E402
 
 from benchmarks import splits as sp  # noqa: E402
 from benchmarks.pools import POOLS, leak_check_sets  # noqa: E402
-from benchmarks.prompts import class_prompts, imagenet_classnames, templates  # noqa: E402
+from benchmarks.released import ExportConfig, ImportConfig, export_released, import_released  # noqa: E402
+from benchmarks.prompts import net_classes_doc  # noqa: E402
 from benchmarks.sentence import check_model_path  # noqa: E402
 from benchmarks.splits import SplitConfig  # noqa: E402
-from benchmarks.wordnet import subtree_class_ids  # noqa: E402
 from ticcore.validate import ArgumentParser, number  # noqa: E402
 from ticcore.errors import report_user_errors  # noqa: E402
-from ticcore.imagenet import load_imagenet_classes  # noqa: E402
 from ticcore.sparkio import (InputError, build_session, check_output_local, hadoop_fs, is_local,  # noqa: E402
                               local_path, staged_output, write_stats, write_text)
 
@@ -122,6 +128,18 @@ def _parser() -> argparse.ArgumentParser:
     c = sub.add_parser("check-leakage", help="verify that no evaluation pair is in a training pool")
     c.add_argument("out")
     c.add_argument("--master", default="local[*]")
+    i = sub.add_parser("import-released", help="our splits layout from apple/ml-tic-clip's released uid lists")
+    i.add_argument("release", help="directory holding tic-datacomp_training_yearly_noeval/ (and optionally "
+                                   "tic-datacomp_training_monthly/ and the two eval .pkl maps)")
+    i.add_argument("out")
+    i.add_argument("--metadata", required=True, help="the DataComp metadata directory (*.parquet) of the pool")
+    i.add_argument("--subtree", action="append", default=None, metavar="SYNSET")
+    i.add_argument("--templates", choices=("simple", "openai"), default="simple")
+    i.add_argument("--threads", type=number(int, 1), default=None, help="DuckDB threads (default: all cores)")
+    e = sub.add_parser("export-released", help="apple/ml-tic-clip's release layout from our splits")
+    e.add_argument("splits", help="a tic-splits output")
+    e.add_argument("out")
+    e.add_argument("--pool", default="unfiltered", help="training pool written as the yearly lists (default unfiltered)")
     return p
 
 
@@ -137,17 +155,6 @@ def load_pools(spark, job: SplitsJob) -> dict:
             if kept is not None and kept.is_dir():
                 pools[name] = spark.read.parquet(str(kept)).drop("filter")
     return {k: v.withColumn("year", F.col("first_seen_year").cast("int")) for k, v in pools.items()}
-
-
-def net_classes_doc(subtrees, kind: str) -> dict:
-    classes = load_imagenet_classes()
-    names = imagenet_classnames()
-    trees = {node: subtree_class_ids(node, classes) for node in subtrees}
-    return {"templates": templates(kind),
-            "subtrees": trees,
-            "classes": [{"class_id": c.class_id, "wnid": c.wnid, "name": names[c.class_id], "lemmas": list(c.lemmas),
-                         "definition": c.definition, "prompts": p}
-                        for c, p in zip(classes, class_prompts(names, kind))]}
 
 
 class _Phases:
@@ -326,6 +333,13 @@ def main(argv=None) -> int:
     args = _parser().parse_args(argv)
 
     def body() -> int:
+        if args.command == "import-released":  # single-process (DuckDB): no Spark session
+            import_released(ImportConfig(args.release, args.out, args.metadata, tuple(args.subtree or DEFAULT_SUBTREES),
+                                         args.templates, args.threads))
+            return 0
+        if args.command == "export-released":
+            export_released(ExportConfig(args.splits, args.out, args.pool))
+            return 0
         job = SplitsJob.from_args(args) if args.command == "build" else None
         if job is not None:
             job.check_inputs()  # bad input fails in a second, before a JVM starts

@@ -1,6 +1,9 @@
 """Zero-shot class prompts (CLIP's ImageNet templates, as open_clip ships them)."""
 from __future__ import annotations
 
+from benchmarks.wordnet import subtree_class_ids
+from ticcore.imagenet import load_imagenet_classes
+
 
 def imagenet_classnames() -> list[str]:
     """OpenAI's curated ImageNet-1K class names (index = class id)."""
@@ -21,3 +24,15 @@ def templates(kind: str = "simple") -> list[str]:
 
 def class_prompts(names: list[str], kind: str = "simple") -> list[list[str]]:
     return [[t.format(name) for t in templates(kind)] for name in names]
+
+
+def net_classes_doc(subtrees, kind: str) -> dict:
+    """tic-splits' net_classes.json: the templates, each subtree's class ids, and every class with its prompts."""
+    classes = load_imagenet_classes()
+    names = imagenet_classnames()
+    trees = {node: subtree_class_ids(node, classes) for node in subtrees}
+    return {"templates": templates(kind),
+            "subtrees": trees,
+            "classes": [{"class_id": c.class_id, "wnid": c.wnid, "name": names[c.class_id], "lemmas": list(c.lemmas),
+                         "definition": c.definition, "prompts": p}
+                        for c, p in zip(classes, class_prompts(names, kind))]}

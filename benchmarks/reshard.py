@@ -37,6 +37,8 @@ from ticcore.validate import uid_problems
 TOOL = "tic-shards"
 OUTPUT_KIND = "tic-shards reshard"  # the ownership marker of a reshard output (downloads are "tic-shards download")
 STEP_CHOICES = GRANULARITIES
+EVAL_LAYOUTS = ("tic", "clip_benchmark")
+CLIP_BENCHMARK_DIR = "clip_benchmark"   # SHARDS/clip_benchmark/{retrieval,datacompnet}/{yearly/YYYY,monthly/YYYYMM}/
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,7 @@ class ReshardConfig:
     start_year: int | None = None    # years before it fold into the first step (None: the splits' own)
     samples_per_shard: int = 10_000
     static: str | None = None        # parquet of a labelled static set
+    eval_layout: str = "tic"         # clip_benchmark: also write every eval set as clip_benchmark reads it
 
     def __post_init__(self):
         for name in ("splits", "download", "out"):
@@ -57,7 +60,7 @@ class ReshardConfig:
     @classmethod
     def from_args(cls, args) -> "ReshardConfig":
         return cls(args.splits, args.download, args.out, args.granularity, args.start_year, args.samples_per_shard,
-                   args.static)
+                   args.static, getattr(args, "eval_layout", "tic"))
 
     @functools.cached_property
     def scheme(self) -> StepScheme:
@@ -231,6 +234,66 @@ def brace_pattern(step_dir: Path, sizes: dict[str, int]) -> str:
     return str(step_dir / (f"{{00000..{n - 1:05d}}}.tar" if n > 1 else "00000.tar"))
 
 
+# ------------------------------------------------------------------ clip_benchmark's layout
+
+def clip_benchmark_texts(net_classes: dict) -> tuple[str, str]:
+    """classnames.txt (one name a line, line = class id) and zeroshot_classification_templates.txt (one
+    template a line, `{c}` for the class name), as clip_benchmark's `build_wds_dataset` reads them
+    (LAION-AI/CLIP_benchmark, `clip_benchmark/datasets/builder.py`; the files `webdataset_builder.py` writes)."""
+    names = {int(c["class_id"]): c["name"] for c in net_classes.get("classes", [])}
+    classnames = "".join(f"{names.get(i, '')}\n" for i in range(max(names) + 1)) if names else ""
+    templates = "".join(t.replace("{}", "{c}") + "\n" for t in net_classes.get("templates", []))
+    return classnames, templates
+
+
+def write_clip_benchmark_set(rows: list[dict], index: dict[str, PoolEntry], out_dir: Path, samples_per_shard: int,
+                             reader: TarReader, task: str, net_classes: dict | None) -> int:
+    """One evaluation set the way clip_benchmark's `build_wds_dataset(..., split="")` and ml-tic-clip's
+    `convert_wds.sh` lay it out, everything in one directory: shards `0.tar, 1.tar, ...` (no leading
+    zeros), `nshards.txt`, `count.txt`, `dataset_type.txt` (`retrieval` or `classification`); for
+    classification also `classnames.txt`, `zeroshot_classification_templates.txt` and a `.cls` member
+    (the class id in decimal) per sample. Members: `<uid>.jpg`, `<uid>.txt` (the caption; clip_benchmark
+    splits it into lines, as it does DataComp's), `<uid>.json`. Returns the samples written."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    rows = sorted((r for r in rows if r["uid"] in index), key=lambda r: r["uid"])
+    chunks = [rows[i:i + samples_per_shard] for i in range(0, len(rows), samples_per_shard)] or [[]]
+    for shard_no, chunk in enumerate(chunks):
+        tmp = out_dir / f".{shard_no}.tar.tmp"
+        with open(tmp, "wb", buffering=1 << 20) as tf:
+            for r in chunk:
+                entry, key = index[r["uid"]], r["uid"]
+                meta = json.dumps({k: _plain(v) for k, v in r.items()}, sort_keys=True, ensure_ascii=False)
+                tf.write(_member(f"{key}.jpg", reader.read(entry.tar, *entry.jpg))
+                         + _member(f"{key}.txt", (r.get("text") or "").encode("utf-8")))
+                if task == "classification":
+                    tf.write(_member(f"{key}.cls", str(int(r["class_id"])).encode("ascii")))
+                tf.write(_member(f"{key}.json", meta.encode("utf-8")))
+            tf.write(b"\0" * 1024)
+        os.replace(tmp, out_dir / f"{shard_no}.tar")
+    (out_dir / "nshards.txt").write_text(f"{len(chunks)}\n")
+    (out_dir / "count.txt").write_text(f"{len(rows)}\n")
+    (out_dir / "dataset_type.txt").write_text(f"{task}\n")
+    if task == "classification" and net_classes:
+        classnames, templates = clip_benchmark_texts(net_classes)
+        (out_dir / "classnames.txt").write_text(classnames)
+        (out_dir / "zeroshot_classification_templates.txt").write_text(templates)
+    return len(rows)
+
+
+def clip_benchmark_sets(name: str, year, rows: list[dict], granularity: str) -> list[tuple[str, list[dict]]]:
+    """(directory under SHARDS/clip_benchmark, rows) for one year's eval set: `{task}/yearly/YYYY`, and with
+    month steps also `{task}/monthly/YYYYMM` by first-seen month (ml-tic-clip's monthly eval directories)."""
+    task = "retrieval" if name == "retrieval" else "datacompnet"
+    out = [(f"{task}/yearly/{year}", rows)]
+    if granularity == "month":
+        by_month: dict = {}
+        for r in rows:
+            if r.get("first_seen_month"):
+                by_month.setdefault(str(r["first_seen_month"]).replace("-", ""), []).append(r)
+        out += [(f"{task}/monthly/{m}", rs) for m, rs in sorted(by_month.items())]
+    return out
+
+
 # ------------------------------------------------------------------ the stage
 
 class _Written:
@@ -276,6 +339,9 @@ def reshard(cfg: ReshardConfig, log=print) -> dict:
     scheme, keep = cfg.scheme, list(SHARD_SAMPLE.names)
     steps: dict = {}
     years, months = set(), set()
+    clip_benchmark: dict[str, int] = {}
+    net_classes = (json.loads((cfg.splits / "net_classes.json").read_text())
+                   if cfg.eval_layout == "clip_benchmark" and (cfg.splits / "net_classes.json").is_file() else None)
     with TarReader() as reader, staged_dir(cfg.out, OUTPUT_KIND) as tmp:
         w = _Written(index, tmp, cfg.samples_per_shard, reader)
         for pool in train_pools(cfg.splits):
@@ -299,14 +365,21 @@ def reshard(cfg: ReshardConfig, log=print) -> dict:
             months.update(df["first_seen_month"].dropna().tolist())
             for year, g in sorted(df.groupby("year")):
                 rows = g[keep + list(extra)].to_dict("records")
-                w.step(f"eval/{name}/{year}", merge_retrieval_rows(rows) if name == "retrieval" else rows)
+                rows = merge_retrieval_rows(rows) if name == "retrieval" else rows
+                w.step(f"eval/{name}/{year}", rows)
+                if cfg.eval_layout == "clip_benchmark":
+                    for rel, part in clip_benchmark_sets(name, year, rows, scheme.granularity):
+                        clip_benchmark[rel] = write_clip_benchmark_set(
+                            part, index, tmp / CLIP_BENCHMARK_DIR / rel, cfg.samples_per_shard, reader,
+                            "retrieval" if name == "retrieval" else "classification", net_classes)
         if cfg.static:
             static = as_uid_frame(read_parquet(cfg.static))
             _check_uids(cfg.static, static["uid"])
             w.step("eval/static", static.to_dict("records"))
         seconds = time.perf_counter() - t0
         stats = {"tool": TOOL, "granularity": scheme.granularity, "start_year": scheme.start_year, "steps": steps,
-                 "not_downloaded": w.missing, "samples_written": w.samples, "seconds": round(seconds, 2),
+                 "not_downloaded": w.missing, "samples_written": w.samples, "eval_layout": cfg.eval_layout,
+                 **({"clip_benchmark": clip_benchmark} if clip_benchmark else {}), "seconds": round(seconds, 2),
                  "samples_per_second": round(w.samples / seconds, 1) if seconds else None}
         labels = [s["step"] for entries in steps.values() for s in entries]
         doc = steps_document(StepMap.build(scheme, labels, years, months), steps)

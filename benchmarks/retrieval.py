@@ -51,6 +51,20 @@ def retrieval_metrics(image_emb, text_emb, ks=KS, batch: int = 1024, normalize: 
     return out
 
 
+def clip_benchmark_name(name: str) -> str | None:
+    """clip_benchmark's name for one of ours, or None. clip_benchmark scores texts x images
+    (LAION-AI/CLIP_benchmark, `clip_benchmark/metrics/zeroshot_retrieval.py`): `image_retrieval_recall@k`
+    ranks the images for each caption (our `text_to_image_R@k`) and `text_retrieval_recall@k` the captions
+    for each image (our `image_to_text_R@k`); `mean_recall@1`, their mean at k = 1, is what DataComp and
+    ml-tic-clip report (mlfoundations/datacomp, `eval_utils/retr_eval.py`), our `mean_R@1`."""
+    for ours, theirs in (("text_to_image_R@", "image_retrieval_recall@"), ("image_to_text_R@", "text_retrieval_recall@")):
+        if name.startswith(ours):
+            return theirs + name[len(ours):]
+    if name == "accuracy":  # zero-shot top-1 (clip_benchmark/metrics/zeroshot_classification.py: acc1)
+        return "acc1"
+    return "mean_recall@1" if name == "mean_R@1" else None
+
+
 def average_over_seeds(per_seed: list[dict[str, float]]) -> dict[str, float]:
     """The headline numbers: each metric averaged over the evaluation seeds."""
     keys = per_seed[0].keys()

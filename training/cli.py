@@ -30,7 +30,7 @@ from .anytime.run import REPLAY_MODES, AnytimeConfig
 from .anytime.run import run as run_anytime
 from .config import METHODS, TrainConfig
 from .embed import embed
-from .metrics import read_matrix_csv, summarize
+from .metrics import matrix_summary, read_matrix_csv, summarize
 from .report import write_report
 from .trainer import run
 
@@ -90,6 +90,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_options(run_p)
     metrics = sub.add_parser("metrics", help="in-domain / backward / forward transfer of a matrix CSV")
     metrics.add_argument("matrix_csv")
+    metrics.add_argument("--clip-benchmark-names", action="store_true",
+                         help="also name the matrix's metric as clip_benchmark does (retrieval matrices: mean_recall@1)")
     report = sub.add_parser("report", help="Table-2-style comparison of several runs")
     report.add_argument("runs", nargs="+")
     report.add_argument("--out", default="report.md")
@@ -141,7 +143,7 @@ def _compare(args) -> None:
 
 COMMANDS = {
     "run": lambda args: run(config_from_args(args)),
-    "metrics": lambda args: print(json.dumps(summarize(read_matrix_csv(args.matrix_csv)), indent=1)),
+    "metrics": lambda args: print(json.dumps(matrix_summary(args.matrix_csv, args.clip_benchmark_names), indent=1)),
     "report": lambda args: print(write_report(args.runs, Path(args.out))),
     "experiment": _experiment,
     "anytime": lambda args: run_anytime(anytime_config_from_args(args)),

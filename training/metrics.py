@@ -35,6 +35,27 @@ def summarize(E) -> dict[str, float]:
     }
 
 
+# what each matrix tic-train writes holds (matrix_{task}.csv), in our names (benchmarks/retrieval.py)
+MATRIX_METRICS = {"retrieval": "mean_R@1", "retrieval_covid": "mean_R@1", "retrieval_flickr": "mean_R@1",
+                  "net": "accuracy", "static": "accuracy"}
+
+
+def matrix_summary(path: str | Path, clip_benchmark_names: bool = False) -> dict:
+    """`tic-train metrics`: the summaries of a matrix CSV; with `clip_benchmark_names`, also the metric its
+    cells hold, in our name and clip_benchmark's, and every retrieval name pair (ours -> clip_benchmark's)."""
+    out: dict = summarize(read_matrix_csv(path))
+    if clip_benchmark_names:
+        from benchmarks.retrieval import KS, clip_benchmark_name
+
+        task = Path(path).stem.removeprefix("matrix_")
+        ours = MATRIX_METRICS.get(task) or next((v for k, v in MATRIX_METRICS.items() if task.startswith(k)), None)
+        names = {n: clip_benchmark_name(n) for k in KS for n in (f"image_to_text_R@{k}", f"text_to_image_R@{k}")}
+        names["mean_R@1"] = clip_benchmark_name("mean_R@1")
+        out["metric"] = {"ours": ours, "clip_benchmark": clip_benchmark_name(ours) if ours else None}
+        out["retrieval_names"] = names
+    return out
+
+
 def read_matrix_csv(path: str | Path) -> np.ndarray:
     """Rows = training steps, columns = evaluation steps, no index column, values in percent.
     A header row of step labels is allowed (and skipped)."""
