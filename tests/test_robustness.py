@@ -6,7 +6,6 @@ import datetime as dt
 import shutil
 import tarfile
 
-import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -89,9 +88,11 @@ def test_reshard_refuses_uids_that_are_not_member_names(splits, downloaded, tmp_
     bad = tmp_path / "splits"
     shutil.copytree(splits[0], bad)
     part = sorted((bad / "train" / "basic").rglob("*.parquet"))[0]
-    df = pd.read_parquet(part)
-    df.loc[df.index[0], "uid"] = "../../escape"
-    df.to_parquet(part, index=False)
+    table = pq.read_table(part)  # rewritten with its own schema (pandas would retype all-null columns)
+    uids = table.column("uid").to_pylist()
+    uids[0] = "../../escape"
+    i = table.schema.get_field_index("uid")
+    pq.write_table(table.set_column(i, table.schema.field(i), pa.array(uids, table.schema.field(i).type)), part)
     with pytest.raises(InputError, match="not 1-64 of A-Z a-z 0-9 _ -.*'../../escape'"):
         reshard(ReshardConfig(bad, downloaded[0], tmp_path / "shards"), log=lambda *_: None)
     assert not (tmp_path / "shards").exists()
