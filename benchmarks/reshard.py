@@ -27,7 +27,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from benchmarks.pools import as_uid_frame, default_start_year, read_hive, read_parquet, train_pools
+from benchmarks.pools import as_uid_frame, read_hive, read_parquet, split_step_scheme, train_pools
 from ticcore.errors import InputError
 from ticcore.outputs import staged_dir
 from ticcore.schemas import NET_EVAL, RETRIEVAL_EVAL, SHARD_SAMPLE
@@ -61,9 +61,9 @@ class ReshardConfig:
 
     @functools.cached_property
     def scheme(self) -> StepScheme:
-        """The step rule: `start_year` as given, else the one the splits were built for."""
-        start = self.start_year if self.start_year is not None else default_start_year(self.splits)
-        return StepScheme(self.granularity, start)
+        """The step rule: `start_year` as given, else the one the splits were built for (with tic-yfcc's
+        multi-year steps)."""
+        return split_step_scheme(self.splits, self.granularity, self.start_year)
 
     def check_inputs(self) -> None:
         for path, what in ((self.splits / "stats.json", "tic-splits output"), (self.download / "pool", "download pool")):
