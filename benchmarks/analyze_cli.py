@@ -35,7 +35,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from benchmarks import analysis as A
-from benchmarks.pools import default_start_year, read_hive, train_pools
+from benchmarks.pools import read_hive, split_step_scheme, train_pools
 from ticcore.validate import ArgumentParser, number
 from ticcore import sqlfiles
 from ticcore.errors import UserError, report_user_errors
@@ -75,8 +75,9 @@ class AnalyzeConfig:
 
     @functools.cached_property
     def scheme(self) -> StepScheme:
-        """Steps as tic-shards reshard makes them: years before the first step fold into it."""
-        return StepScheme("year", self.start_year if self.start_year is not None else default_start_year(self.splits))
+        """Steps as tic-shards reshard makes them: years before the first step fold into it (tic-yfcc's
+        multi-year steps from the splits' stats.json)."""
+        return split_step_scheme(self.splits, "year", self.start_year)
 
     @property
     def image_source(self) -> str | None:

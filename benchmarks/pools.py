@@ -16,7 +16,7 @@ import pyarrow.parquet as pq
 
 from ticcore.errors import InputError
 from ticcore.schemas import SHARD_REQUEST
-from ticcore.steps import DEFAULT_START_YEAR
+from ticcore.steps import DEFAULT_START_YEAR, StepScheme
 
 POOLS = ("unfiltered", "basic", "bestpool")  # TiC-DataComp's; tic-yfcc / tic-redcaps write yfcc15m / redcaps
 EVAL_SETS = ("retrieval", "net")
@@ -63,11 +63,30 @@ def leak_check_sets(root: str, subdirs: Callable[[str], list[str] | None] = _loc
 
 
 def default_start_year(splits: Path) -> int:
-    """The first step the splits were built for (tic-yfcc: 2011, tic-redcaps: 2017), else TiC-DataComp's 2016."""
+    """The first step the splits were built for (tic-yfcc: 2008 or 2011, tic-redcaps: 2017), else TiC-DataComp's 2016."""
     try:
-        return int(json.loads((Path(splits) / "stats.json").read_text()).get("step_start_year", DEFAULT_START_YEAR))
-    except (OSError, ValueError, TypeError):
+        return int(_split_stats(splits).get("step_start_year", DEFAULT_START_YEAR))
+    except (TypeError, ValueError):
         return DEFAULT_START_YEAR
+
+
+def split_step_scheme(splits: Path, granularity: str = "year", start_year: int | None = None) -> StepScheme:
+    """The step rule the splits were built for: their `step_ends` (tic-yfcc's multi-year buckets) and first
+    step, from their stats.json; `start_year`, when given, overrides both (years before it fold into it)."""
+    if start_year is not None:
+        return StepScheme(granularity, start_year)
+    stats = _split_stats(splits)
+    ends = stats.get("step_ends") or ()
+    return StepScheme(granularity, int(ends[0]), tuple(ends)) if ends else \
+        StepScheme(granularity, int(stats.get("step_start_year", DEFAULT_START_YEAR)))
+
+
+def _split_stats(splits: Path) -> dict:
+    try:
+        stats = json.loads((Path(splits) / "stats.json").read_text())
+        return stats if isinstance(stats, dict) else {}
+    except (OSError, ValueError, TypeError):
+        return {}
 
 
 def read_parquet(path, columns=None) -> pd.DataFrame:

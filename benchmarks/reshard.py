@@ -1,7 +1,8 @@
 """`tic-shards reshard`: the downloaded pool into time steps and evaluation sets, by uid lists (as
 DataComp's resharder does): no second download, and filtered variants are just other uid lists.
 
-Each step directory holds `NNNNN.tar` shards (members `<uid>.jpg`, `<uid>.txt`, `<uid>.json`,
+Each step directory holds `NNNNN.tar` shards (members `<uid>.jpg` (or `.png`/`.webp`: the download's
+`--encode-format`, kept as it is), `<uid>.txt`, `<uid>.json`,
 samples sorted by uid), a `NNNNN.parquet` per shard with the same rows, and `sizes.json`
 ({"NNNNN.tar": samples}), which is what open_clip's `--train-data 'DIR/{00000..00003}.tar'` and
 `--train-num-samples` expect. Tar members carry fixed metadata (mtime 0, owner 0), so the same
@@ -27,10 +28,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from benchmarks.pools import as_uid_frame, default_start_year, read_hive, read_parquet, train_pools
+from benchmarks.pools import as_uid_frame, read_hive, read_parquet, split_step_scheme, train_pools
 from ticcore.errors import InputError
 from ticcore.outputs import staged_dir
-from ticcore.schemas import NET_EVAL, RETRIEVAL_EVAL, SHARD_SAMPLE
+from ticcore.schemas import NET_EVAL, RETRIEVAL_EVAL, SHARD_SAMPLE, image_extension
 from ticcore.steps import GRANULARITIES, STEPS_FILE, StepMap, StepScheme, steps_document
 from ticcore.validate import uid_problems
 
@@ -64,9 +65,9 @@ class ReshardConfig:
 
     @functools.cached_property
     def scheme(self) -> StepScheme:
-        """The step rule: `start_year` as given, else the one the splits were built for."""
-        start = self.start_year if self.start_year is not None else default_start_year(self.splits)
-        return StepScheme(self.granularity, start)
+        """The step rule: `start_year` as given, else the one the splits were built for (with tic-yfcc's
+        multi-year steps)."""
+        return split_step_scheme(self.splits, self.granularity, self.start_year)
 
     def check_inputs(self) -> None:
         for path, what in ((self.splits / "stats.json", "tic-splits output"), (self.download / "pool", "download pool")):
@@ -79,8 +80,9 @@ class ReshardConfig:
 @dataclass
 class PoolEntry:
     tar: str
-    jpg: tuple[int, int]   # (offset, size) in the tar
-    meta: dict             # img2dataset's json for the sample
+    image: tuple[int, int]  # (offset, size) in the tar
+    meta: dict              # img2dataset's json for the sample
+    image_ext: str = "jpg"  # the image member's extension (the download's --encode-format)
 
 
 def iter_tar_members(path: Path):
@@ -118,13 +120,14 @@ def index_pool(pool_dir: Path) -> dict[str, PoolEntry]:
             members.setdefault(key, {})[ext] = (offset, size)
         with open(tar_path, "rb") as fh:
             for key, parts in members.items():
-                if "jpg" not in parts or "json" not in parts:
+                ext = image_extension(parts)
+                if ext is None or "json" not in parts:
                     continue
                 fh.seek(parts["json"][0])
                 meta = json.loads(fh.read(parts["json"][1]))
                 uid = meta.get("uid")
                 if uid:
-                    index[uid] = PoolEntry(str(tar_path), parts["jpg"], meta)
+                    index[uid] = PoolEntry(str(tar_path), parts[ext], meta, ext)
     return index
 
 
@@ -194,7 +197,7 @@ def write_step(rows: list[dict], index: dict[str, PoolEntry], out_dir: Path, sam
         with open(tmp, "wb", buffering=1 << 20) as tf:
             for r in chunk:
                 entry = index[r["uid"]]
-                jpg = reader.read(entry.tar, *entry.jpg)
+                image = reader.read(entry.tar, *entry.image)
                 meta = {**{k: _plain(v) for k, v in r.items()}, "sha256": entry.meta.get("sha256"),
                         "width": entry.meta.get("width"), "height": entry.meta.get("height"),
                         "original_width": entry.meta.get("original_width"),
@@ -202,7 +205,8 @@ def write_step(rows: list[dict], index: dict[str, PoolEntry], out_dir: Path, sam
                 text = (r.get("text") or "").encode("utf-8")
                 js = json.dumps(meta, sort_keys=True, ensure_ascii=False).encode("utf-8")
                 uid = r["uid"]
-                tf.write(_member(f"{uid}.jpg", jpg) + _member(f"{uid}.txt", text) + _member(f"{uid}.json", js))
+                tf.write(_member(f"{uid}.{entry.image_ext}", image) + _member(f"{uid}.txt", text)
+                         + _member(f"{uid}.json", js))
                 records.append({"key": uid, **meta})
             tf.write(b"\0" * 1024)  # the end-of-archive marker
         os.replace(tmp, out_dir / f"{name}.tar")

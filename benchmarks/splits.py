@@ -105,6 +105,21 @@ def retrieval_holdout(pool: DataFrame, cfg: SplitConfig, year_col: str = "first_
     return out
 
 
+def fraction_holdout(pool: DataFrame, fraction: float, seed: int, year_col: str = "first_seen_year") -> DataFrame:
+    """Rows of a retrieval evaluation holding out ceil(fraction x rows) of each year (a step label where
+    years are folded into steps), in hash order salted by `seed`, as one evaluation seed (0). This is
+    sklearn's `train_test_split(test_size=fraction)` per step, the count computed as sklearn computes it,
+    which is how apple/ml-tic-clip holds out TiC-YFCC's and TiC-RedCaps' evaluation
+    (`dataset_creation/tic-{yfcc15m,redcaps}/create_splits.py`, unseeded there). Columns as
+    `retrieval_holdout`'s, with subset "all"."""
+    pool = pool.withColumn("year", F.col(year_col).cast("int"))
+    counts = pool.groupBy("year").agg(F.count(F.lit(1)).alias("_group_rows"))
+    size = F.ceil(F.col("_group_rows").cast("double") * F.lit(float(fraction))).cast("int")
+    return (pool.join(counts, "year").withColumn("holdout_size", size)
+            .withColumn("_rank", _hash_rank(["year"], seed * 1000)).where(F.col("_rank") <= F.col("holdout_size"))
+            .drop("_rank", "_group_rows").withColumn("subset", F.lit("all")).withColumn("seeds", F.array(F.lit(0))))
+
+
 def holdout_sizes(retrieval: DataFrame, by_subset: bool = True) -> dict:
     """{year: {subset: {"holdout": rows held out, "seeds": {seed: pairs}}}} of `retrieval_holdout`'s rows
     (without the subset level when `by_subset` is False: sources that hold only "all")."""

@@ -57,9 +57,10 @@ tic-sql sql/shards.sql --var root="$OUT/shards" --var download="$OUT/download" \
   --run samples_per_step --run download_success_by_year
 echo "[demo] 8/10 TiC-YFCC and TiC-RedCaps from the sample web's YFCC100M- and RedCaps-style sources (tic-yfcc, tic-redcaps)"
 tic-sample-web sources --out "$OUT/sources" --yfcc 12000 --redcaps 12000 --seed 0
+# --recipe tic (the default): ml-tic-clip's steps and captions, 1% of each step held out for evaluation
 tic-yfcc "$OUT/sources/yfcc/yfcc100m_dataset.tsv" "$OUT/yfcc" --subset "$OUT/sources/yfcc/yfcc100m_subset_data.tsv" \
-  --eval-size 100 2> "$OUT/yfcc.log" || { tail -20 "$OUT/yfcc.log" >&2; exit 1; }
-tic-redcaps "$OUT/sources/redcaps/annotations" "$OUT/redcaps" --eval-size 100 2> "$OUT/redcaps.log" \
+  2> "$OUT/yfcc.log" || { tail -20 "$OUT/yfcc.log" >&2; exit 1; }
+tic-redcaps "$OUT/sources/redcaps/annotations" "$OUT/redcaps" 2> "$OUT/redcaps.log" \
   || { tail -20 "$OUT/redcaps.log" >&2; exit 1; }
 for src in yfcc redcaps; do
   tic-shards download "$OUT/$src" "$OUT/$src-download" --allow-loopback --resolve "*=127.0.0.1:$PORT" \

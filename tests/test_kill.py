@@ -87,7 +87,8 @@ def _download_args(fx, out):
 def _yfcc_args(fx, out):
     src = fx("small_sources")
     return ["benchmarks.source_cli", "yfcc", src / "yfcc" / "yfcc100m_dataset.tsv", out,
-            "--subset", src / "yfcc" / "yfcc100m_subset_data.tsv", "--eval-size", 20, "--now", "2026-01-01",
+            "--subset", src / "yfcc" / "yfcc100m_subset_data.tsv", "--recipe", "ours", "--eval-size", 20,
+            "--now", "2026-01-01",
             *SPARK]
 
 

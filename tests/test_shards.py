@@ -291,3 +291,42 @@ def test_open_clip_train_reads_a_step_directory_as_is(splits, downloaded, tmp_pa
     assert res.returncode == 0, res.stderr[-3000:]
     assert (tmp_path / "logs" / "interop" / "checkpoints" / "epoch_1.pt").is_file()
     assert "Contrastive_loss" in (tmp_path / "logs" / "interop" / "out.log").read_text()
+
+
+@pytest.mark.parametrize("ext", ["png", "webp"])
+def test_png_and_webp_downloads_reshard_and_train(tmp_path, ext):
+    """`tic-shards download --encode-format png|webp` stores `<key>.png`/`.webp` (img2dataset names the
+    member by its encode format): reshard keeps that member and training reads it (issue 25: both
+    hard-coded `jpg`, so such downloads gave empty shards)."""
+    import io
+    import tarfile
+
+    from PIL import Image
+
+    from benchmarks.reshard import TarReader, index_pool, write_step
+    from training.data import BufferStream, load_eval_dir
+
+    pool = tmp_path / "pool"
+    pool.mkdir()
+    with tarfile.open(pool / "00000.tar", "w") as tf:
+        for i in range(3):
+            buf = io.BytesIO()
+            Image.new("RGB", (8, 8), (40 * i, 0, 0)).save(buf, format=ext.upper())
+            for member, data in ((f"00000{i:04d}.{ext}", buf.getvalue()),
+                                 (f"00000{i:04d}.json", json.dumps({"uid": f"u{i}", "sha256": "x"}).encode())):
+                info = tarfile.TarInfo(member)
+                info.size = len(data)
+                tf.addfile(info, io.BytesIO(data))
+    (pool / "00000_stats.json").write_text("{}")
+    index = index_pool(pool)
+    assert sorted(index) == ["u0", "u1", "u2"]
+    with TarReader() as reader:
+        sizes = write_step([{"uid": f"u{i}", "text": f"pic {i}"} for i in range(3)], index, tmp_path / "step", 10, reader)
+    assert sizes == {"00000.tar": 3}
+    with tarfile.open(tmp_path / "step" / "00000.tar") as tf:
+        assert sorted(m.name for m in tf if m.name.endswith(ext)) == [f"u{i}.{ext}" for i in range(3)]
+    ev = load_eval_dir(tmp_path / "step", "retrieval/x")
+    assert ev.uids == ["u0", "u1", "u2"] and Image.open(io.BytesIO(ev.images[1])).size == (8, 8)
+    stream = BufferStream([str(tmp_path / "step" / "00000.tar")], None, 3, 0, lambda im: im.size,
+                          lambda texts: texts, shuffle_buffer=1)
+    assert sorted(t for _, t in stream) == ["pic 0", "pic 1", "pic 2"]

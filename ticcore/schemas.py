@@ -175,6 +175,16 @@ DOWNLOAD_STATUS = Contract("download_status", (
     ("shard", "string"),
 ))
 
+# A shard sample's image member: img2dataset names it by `tic-shards download --encode-format` (jpg,
+# png or webp); reshard keeps the download's extension and every reader takes any of these.
+IMAGE_EXTENSIONS = ("jpg", "png", "webp", "jpeg")
+
+
+def image_extension(parts) -> str | None:
+    """The extension of a sample's image member ({extension: ...} of its members), or None."""
+    return next((e for e in IMAGE_EXTENSIONS if e in parts), None)
+
+
 # tic-shards reshard: the split columns every sample's json (and its shard parquet row) carries ...
 SHARD_SAMPLE = Contract("shard_sample", (
     ("uid", "string"),

@@ -2,9 +2,17 @@
 
 The rule (TiC-DataComp's): a training pair's step is its first-seen year, except that years before
 `start_year` fold into the first step, which is labelled `start_year` (2014-2016 -> "2016"); with
-`granularity="month"` a pair's step is its first-seen month ("2016-03"). An evaluation year belongs to
-the first step that does not end before it (earlier years fold into the first step; a year after the
-last step belongs to none).
+`granularity="month"` a pair's step is its first-seen month ("2016-03"). A scheme with `step_ends`
+has multi-year steps instead: a year belongs to the first step whose last year is not before it, each
+step is labelled with its last year, and a year after the last step belongs to none (TiC-YFCC's
+2004-08, 2009-10, 2011-12, 2013-14 are steps "2008", "2010", "2012", "2014"). An evaluation year
+belongs to the first step that does not end before it (earlier years fold into the first step; a year
+after the last step belongs to none), which is the same rule.
+
+The steps of TiC-YFCC and TiC-RedCaps as the TiC-CLIP paper built them (apple/ml-tic-clip,
+`dataset_creation/tic-yfcc15m/create_splits.py`, `dataset_creation/tic-redcaps/create_splits.py`) are
+`TIC_YFCC_STEP_ENDS` and `TIC_REDCAPS_STEP_ENDS`; tic-yfcc / tic-redcaps write a scheme's `step_ends`
+into their stats.json, and `tic-shards reshard` and `tic-analyze` read it back (`benchmarks.pools`).
 
 `tic-shards reshard` applies the rule once and writes the outcome into OUT/steps.json:
 
@@ -28,16 +36,46 @@ from ticcore.errors import InputError
 STEPS_FILE = "steps.json"
 GRANULARITIES = ("year", "month")
 DEFAULT_START_YEAR = 2016  # TiC-DataComp: 2014-2016 are one step
+TIC_YFCC_STEP_ENDS = (2008, 2010, 2012, 2014)     # ml-tic-clip's YFCC15M buckets: 2004-08, 2009-10, 2011-12, 2013-14
+TIC_REDCAPS_STEP_ENDS = (2017, 2018, 2019, 2020)  # ml-tic-clip's RedCaps years, one step each
 
 
 @dataclass(frozen=True)
 class StepScheme:
     granularity: str = "year"            # year | month
     start_year: int = DEFAULT_START_YEAR  # years before it fold into the first step, labelled with it
+    step_ends: tuple[int, ...] = ()       # multi-year steps, by their last years (then start_year is the first)
 
     def __post_init__(self):
         if self.granularity not in GRANULARITIES:
             raise InputError(f"granularity must be one of {', '.join(GRANULARITIES)}, not {self.granularity!r}")
+        ends = tuple(int(e) for e in self.step_ends)
+        if ends != tuple(sorted(set(ends))) or (ends and ends[0] != self.start_year):
+            raise InputError(f"step ends {list(ends)} must increase and start at the first step {self.start_year}")
+        object.__setattr__(self, "step_ends", ends)
+
+    @classmethod
+    def with_ends(cls, ends, granularity: str = "year") -> "StepScheme":
+        """Multi-year steps ending at `ends` (every year up to the first end folds into the first)."""
+        ends = tuple(int(e) for e in ends)
+        return cls(granularity, ends[0], ends)
+
+    def year_step(self, year: int) -> int | None:
+        """The step (its label, as an int) of a year; None after the last of `step_ends`."""
+        y = int(year)
+        if self.step_ends:
+            return next((e for e in self.step_ends if y <= e), None)
+        return max(y, self.start_year)
+
+    def describe(self, first_year: int, last_year: int) -> str:
+        """The year steps of data from `first_year` to `last_year`, as the docs write them:
+        "2008 (2004-2008), 2010 (2009-2010)" or "2011 (2004-2011), 2012"."""
+        spans: dict[int, list[int]] = {}
+        for y in range(first_year, last_year + 1):
+            step = self.year_step(y)
+            if step is not None:
+                spans.setdefault(step, []).append(y)
+        return ", ".join(str(step) if len(ys) == 1 else f"{step} ({ys[0]}-{ys[-1]})" for step, ys in spans.items())
 
     def label(self, first_seen_month: str | None, year: int | None) -> str | None:
         """The step of a training pair, from its first-seen month ("YYYY-MM") or year."""
@@ -46,7 +84,8 @@ class StepScheme:
         y = int(year) if year is not None else int(str(first_seen_month)[:4])
         if self.granularity == "month":
             return str(first_seen_month)
-        return str(max(y, self.start_year))
+        step = self.year_step(y)
+        return None if step is None else str(step)
 
 
 def step_for_year(year: int | str, labels: list[str] | tuple[str, ...]) -> str | None:

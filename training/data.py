@@ -21,6 +21,7 @@ import webdataset as wds
 from PIL import Image
 
 from ticcore.errors import UserError
+from ticcore.schemas import image_extension
 
 
 class DataError(UserError):
@@ -109,7 +110,10 @@ class BufferStream(torch.utils.data.IterableDataset):
                 if g >= self.n_samples:
                     return
                 if g % consumers == me:
-                    image = Image.open(io.BytesIO(sample["jpg"])).convert("RGB")
+                    ext = image_extension(sample)
+                    if ext is None:
+                        raise DataError(f"{sample.get('__url__')}: sample {sample['__key__']} has no image member")
+                    image = Image.open(io.BytesIO(sample[ext])).convert("RGB")
                     text = sample["txt"].decode("utf-8")
                     # The random crop of sample g depends on (seed, g) alone, not on which worker or rank
                     # draws it: runs agree across worker counts, DDP and resumes.
@@ -163,10 +167,11 @@ def load_eval_dir(d: Path, name: str) -> EvalSet:
         members = tar_samples(tar)
         for key in sorted(members):
             parts = members[key]
-            if "jpg" not in parts:
+            ext = image_extension(parts)
+            if ext is None:
                 continue
             uids.append(key)
-            images.append(parts["jpg"])
+            images.append(parts[ext])
             texts.append(parts.get("txt", b"").decode("utf-8"))
             metas.append(json.loads(parts.get("json", b"{}")))
     return EvalSet(name, uids, images, texts, metas)

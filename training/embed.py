@@ -2,7 +2,7 @@
 
     tic-train embed --checkpoint CKPT --data SHARDS --pool POOL --out OUT_DIR [--uids PARQUET]
 
-Embeds the `<uid>.jpg` members of SHARDS/train/POOL/**/*.tar (only the uids in PARQUET's `uid` column when
+Embeds the `<uid>.jpg` (or `.png`/`.webp`) members of SHARDS/train/POOL/**/*.tar (only the uids in PARQUET's `uid` column when
 given) with the checkpoint's image tower and the model's evaluation transform, on the CPU in batches of 256,
 L2-normalised float32. OUT_DIR (written whole, atomically) holds 00000.parquet (one string column `uid`,
 rows sorted by uid), 00000.npz (key `image`: (n, d) float32 in the same row order) and stats.json.
@@ -22,6 +22,7 @@ from PIL import Image
 
 from ticcore.errors import InputError
 from ticcore.outputs import claim_output, staged_dir
+from ticcore.schemas import IMAGE_EXTENSIONS
 
 from .data import DataError
 from .models import CheckpointError, model_from_checkpoint, read_checkpoint
@@ -38,7 +39,7 @@ def read_uids(path: str | Path) -> set[str]:
 
 
 def pool_images(data: str | Path, pool: str, uids: set[str] | None) -> tuple[list[str], list[bytes]]:
-    """(uids, JPEG bytes) of the pool's images, in shard order (sorted paths), those in `uids` when given."""
+    """(uids, encoded image bytes) of the pool's images, in shard order (sorted paths), those in `uids` when given."""
     root = Path(data) / "train" / pool
     tars = sorted(root.rglob("*.tar")) if root.is_dir() else []
     if not tars:
@@ -48,7 +49,7 @@ def pool_images(data: str | Path, pool: str, uids: set[str] | None) -> tuple[lis
         with tarfile.open(tar) as tf:
             for m in tf:
                 key, _, ext = m.name.rpartition(".")
-                if ext == "jpg" and (uids is None or key in uids):
+                if ext in IMAGE_EXTENSIONS and (uids is None or key in uids):
                     keys.append(key)
                     images.append(tf.extractfile(m).read())
     return keys, images

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ticcore.errors import UserError
+from ticcore.schemas import image_extension
 from ticcore.steps import STEPS_FILE, StepMap, StepScheme, read_steps
 
 from ..data import tar_samples
@@ -43,9 +44,10 @@ def _read_tar(path: Path, label_key: str, year_hint: str | None) -> list[Example
         raise StreamError(f"{path}: not a readable tar ({exc})") from None
     for key in sorted(members):
         parts = members[key]
-        image = next((parts[e] for e in ("jpg", "jpeg", "png", "webp") if e in parts), None)
-        if image is None:
+        ext = image_extension(parts)
+        if ext is None:
             continue
+        image = parts[ext]
         try:
             meta = json.loads(parts.get("json", b"{}"))
             label = int(meta[label_key])
