@@ -256,7 +256,8 @@ def write_clip_benchmark_set(rows: list[dict], index: dict[str, PoolEntry], out_
     `convert_wds.sh` lay it out, everything in one directory: shards `0.tar, 1.tar, ...` (no leading
     zeros), `nshards.txt`, `count.txt`, `dataset_type.txt` (`retrieval` or `classification`); for
     classification also `classnames.txt`, `zeroshot_classification_templates.txt` and a `.cls` member
-    (the class id in decimal) per sample. Members: `<uid>.jpg`, `<uid>.txt` (the caption; clip_benchmark
+    (the class id in decimal) per sample. Members: `<uid>.jpg` (or the download's png/webp; clip_benchmark's
+    decoder takes any of them), `<uid>.txt` (the caption; clip_benchmark
     splits it into lines, as it does DataComp's), `<uid>.json`. Returns the samples written."""
     out_dir.mkdir(parents=True, exist_ok=True)
     rows = sorted((r for r in rows if r["uid"] in index), key=lambda r: r["uid"])
@@ -267,7 +268,7 @@ def write_clip_benchmark_set(rows: list[dict], index: dict[str, PoolEntry], out_
             for r in chunk:
                 entry, key = index[r["uid"]], r["uid"]
                 meta = json.dumps({k: _plain(v) for k, v in r.items()}, sort_keys=True, ensure_ascii=False)
-                tf.write(_member(f"{key}.jpg", reader.read(entry.tar, *entry.jpg))
+                tf.write(_member(f"{key}.{entry.image_ext}", reader.read(entry.tar, *entry.image))
                          + _member(f"{key}.txt", (r.get("text") or "").encode("utf-8")))
                 if task == "classification":
                     tf.write(_member(f"{key}.cls", str(int(r["class_id"])).encode("ascii")))
