@@ -43,7 +43,7 @@ from curation.datacomp_assets import load_centroids, load_target_features  # noq
 from curation.filters import (RECIPES, SCORE_COLUMNS, BasicFilter, Batch, Chain, ClipScoreFilter,  # noqa: E402
                               ClusterRecipe, ImageFilter, caption_stats, first_reasons, kmeans, nearest_centroid,
                               target_clusters)
-from curation.metadata import check_pool, check_shards, load_embeddings  # noqa: E402
+from curation.metadata import check_pool, check_shards, load_embeddings, npz_shape  # noqa: E402
 from ticcore.validate import ArgumentParser, number, spark_uid_problems  # noqa: E402
 from ticcore.sparkio import staged_output, write_bytes, write_stats  # noqa: E402
 from ticcore.errors import InputError, report_user_errors, require_accounting  # noqa: E402
@@ -138,8 +138,8 @@ def parse_args(argv) -> FilterConfig:
                         "scaled max(40k, 40 x clusters))")
     p.add_argument("--centroids", help="image: pool centroids to use instead of k-means: DataComp's released "
                                        "{scale}_centroids_l14.pt, or a centroids.npy a tic-filter run wrote")
-    p.add_argument("--targets", nargs="+", metavar="PATH",
-                   help="image: target embeddings, concatenated: .npz (key l14_img) or DataComp's "
+    p.add_argument("--targets", action="append", metavar="PATH",
+                   help="image: target embeddings, repeatable (concatenated in order): .npz (key l14_img) or DataComp's "
                         "in1k_clip_vit_l14_{0..4}.pt (key image_features) (default: INPUT_DIR/../imagenet_like/embeddings.npz)")
     p.add_argument("--lid-model", help=LID_MODEL_HELP)
     p.add_argument("--seed", type=number(int, 0), default=0)
@@ -248,11 +248,17 @@ def check_inputs(cfg: FilterConfig) -> list[Path]:
     shards = check_pool(local_path(cfg.input_dir), need, f" needed by {cfg.filter}")
     check_shards(local_path(cfg.input_dir))
     if cfg.filter in ("image", "bestpool"):
-        for path in cfg.targets_paths:
-            if not Path(path).is_file():
-                raise InputError(f"{path}: target embeddings not found (pass --targets PATH.npz or PATH.pt)")
-        if cfg.centroids and not Path(cfg.centroids).is_file():
-            raise InputError(f"{cfg.centroids}: centroids file not found")
+        # read here, before a JVM starts: a bad file is one line, not a failure after the pool is scanned
+        width = load_target_features(cfg.targets_paths).shape[1]
+        if cfg.centroids:
+            centroid_width = load_centroids(cfg.centroids).shape[1]
+            pool_widths = {shape[1] for shape in (npz_shape(s.with_suffix(".npz"), "l14_img") for s in shards
+                                                  if s.with_suffix(".npz").is_file())
+                           if shape and len(shape) == 2}
+            if {centroid_width} != pool_widths | {width}:
+                raise InputError(f"{cfg.centroids}: {centroid_width}-d centroids, but the targets are {width}-d"
+                                 + (f" and the pool's l14_img {'/'.join(map(str, sorted(pool_widths)))}-d"
+                                    if pool_widths else ""))
     if cfg.recipe not in RECIPES:
         raise InputError(f"recipe {cfg.recipe!r} is not one of {', '.join(RECIPES)}")
     if cfg.population not in POPULATIONS or (cfg.population == "timestamped" and not cfg.timestamps):
@@ -352,8 +358,8 @@ def _image_clusters(cfg: FilterConfig, paths, shard_paths: list[str], population
         info = {"centroids_file": cfg.centroids, "clusters": int(len(centroids))}
     else:
         centroids, info = _train_centroids(cfg, paths, shard_paths, population_uids, threshold, log)
-    if target_emb.shape[1] != centroids.shape[1]:
-        raise InputError(f"the targets are {target_emb.shape[1]}-d but the centroids {centroids.shape[1]}-d")
+    if target_emb.shape[1] != centroids.shape[1]:  # (trained ones: the pool's l14_img width)
+        raise InputError(f"the targets are {target_emb.shape[1]}-d but the pool's embeddings {centroids.shape[1]}-d")
     targets = target_clusters(target_emb, centroids)
     info.update({"recipe": recipe.name, "targets": int(len(target_emb)), "target_clusters": len(targets),
                  "library": "faiss (spherical k-means)" if recipe.spherical else "faiss (L2 k-means)"})

@@ -419,3 +419,20 @@ def test_timestamps_filter_the_whole_pool_then_intersect(spark, tmp_path):
     assert subset["kept"] == int((l14[stamped] >= subset["clip_threshold"]).sum()) == 31
     res = _cli("clip", meta, tmp_path / "x", "--fraction", "0.3", "--population", "timestamped")
     assert res.returncode == 2 and "--population timestamped needs --timestamps" in res.stderr
+
+
+def test_datacomp_options_refused_in_one_line(tmp_path):
+    """Bad recipe / population / centroid options: one line, exit 2, before a JVM starts."""
+    meta = tmp_path / "meta"
+    _write_shard(meta / "0.parquet", [("a caption here", 300, 300)] * 3)
+    np.savez(tmp_path / "targets.npz", l14_img=np.ones((2, 768), np.float32))
+    np.save(tmp_path / "b32.npy", np.ones((4, 512), np.float32))
+    cases = [(["basic", meta, tmp_path / "o", "--centroids", tmp_path / "b32.npy"], "image and bestpool"),
+             (["image", meta, tmp_path / "o", "--recipe", "laion"], "invalid choice"),
+             (["image", meta, tmp_path / "o", "--targets", tmp_path / "targets.npz", "--centroids",
+               tmp_path / "b32.npy"], "512-d centroids, but the targets are 768-d"),
+             (["image", meta, tmp_path / "o", "--targets", tmp_path / "none.pt"], "none.pt: target embeddings not found")]
+    for args, message in cases:
+        res = _cli(*args)
+        assert res.returncode == 2 and message in res.stderr and len(res.stderr.strip().splitlines()) == 1, res.stderr
+        assert not (tmp_path / "o").exists()
