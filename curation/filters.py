@@ -233,18 +233,22 @@ class ClusterRecipe:
                              # caption-filtered pool (DataComp: the centroids are pool-wide)
     uid_order: bool          # the k-means rows in uid order (ours), or in shard then row order (DataComp's
                              # load order); faiss's initial centroids are drawn by position
+    fixed_clusters: int | None   # DataComp's 100k at every scale; None: scaled to the candidates
+    every_candidate: bool    # train on every candidate (DataComp at the small and medium scales,
+                             # `--sample_ratio -1`), or on at most max(40k, 40 per cluster)
 
     def clusters(self, n_candidates: int) -> int:
         """The default k before the cap at the candidate count."""
-        return default_clusters(n_candidates) if self.name == "scaled" else DATACOMP_CLUSTERS
+        return self.fixed_clusters or default_clusters(n_candidates)
 
     def sample_size(self, k: int, n_candidates: int) -> int:
-        """Default rows k-means trains on: DataComp uses every candidate at the small and medium
-        scales (`--sample_ratio -1`); ours caps the sample at max(40k, 40 per cluster)."""
-        return max(40_000, 40 * k) if self.name == "scaled" else n_candidates
+        """The default number of rows k-means trains on."""
+        return n_candidates if self.every_candidate else max(40_000, 40 * k)
 
 
 RECIPES = {
-    "datacomp": ClusterRecipe("datacomp", spherical=False, word_count="fasttext", after_clip=False, uid_order=False),
-    "scaled": ClusterRecipe("scaled", spherical=True, word_count="split", after_clip=True, uid_order=True),
+    "datacomp": ClusterRecipe("datacomp", spherical=False, word_count="fasttext", after_clip=False, uid_order=False,
+                              fixed_clusters=DATACOMP_CLUSTERS, every_candidate=True),
+    "scaled": ClusterRecipe("scaled", spherical=True, word_count="split", after_clip=True, uid_order=True,
+                            fixed_clusters=None, every_candidate=False),
 }
