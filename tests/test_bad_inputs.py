@@ -102,6 +102,9 @@ def _cases(p: dict) -> list[tuple[str, list[str], str]]:
         ("filter-int-text", ["tic-filter", "basic", s["pool_int_text"], out], "column text is int64"),
         ("filter-missing-timestamps", ["tic-filter", "basic", "--timestamps", s["missing"], s["pool"], out], "first_seen"),
         ("filter-empty-dir", ["tic-filter", "basic", s["empty_dir"], out], "no .parquet"),
+        ("filter-zero-rows", ["tic-filter", "basic", s["pool_zero_rows"], out], "0 rows"),
+        ("filter-bad-uid", ["tic-filter", "basic", s["pool_bad_uid"], out], "not 32 lowercase hex", "jvm"),
+        ("join-duplicate-uids", ["tic-timestamp-join", s["warc_manifest"], s["pool_dup_uid"], out], "repeat", "jvm"),
         ("filter-foreign-out", ["tic-filter", "basic", s["pool"], s["foreign"]], "refusing to overwrite"),
         ("filter-out-is-file", ["tic-filter", "basic", s["pool"], s["a_file"]], "is a file"),
         # tic-splits / tic-yfcc
