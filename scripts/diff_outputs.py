@@ -31,7 +31,9 @@ import pyarrow.parquet as pq
 
 DEFAULT_IGNORED_KEYS = ("seconds", "samples_per_second", "wall_seconds", "elapsed", "rows_per_second",
                         "started", "finished", "time_s", "throughput", "latency_ms", "caption_seconds",
-                        "captions_per_second", "images_per_second", "duration", "start_time", "end_time")
+                        "captions_per_second", "images_per_second", "duration", "start_time", "end_time",
+                        # what the caption-embedding cache did not hold: depends on earlier runs, not the result
+                        "captions_encoded")
 DEFAULT_SKIPPED = ("*.log", "*.pyc")
 _PART = re.compile(r"(part-\d+)-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 

@@ -354,21 +354,25 @@ def test_killed_three_times_then_rerun_gives_the_uninterrupted_output(name, requ
         return elapsed >= late or any((p / OWNER_MARKER).exists() for p in own if ".tmp-" in p.name)
 
     plans = [("early", lambda elapsed, own: elapsed >= early)]
-    if stage.grows:
-        plans += [("writing", lambda elapsed, own: elapsed >= first + writing),
-                  ("commit", lambda elapsed, own: elapsed >= late)]
-    else:
-        seen = {}
+    seen = {}
 
-        def after_staging(elapsed, own):
+    def after_staging(delay):
+        def when(elapsed, own):
             if own and "t" not in seen:
                 seen["t"] = elapsed
-            return "t" in seen and elapsed >= seen["t"] + writing
+            return "t" in seen and elapsed >= seen["t"] + delay
+        return when
 
-        plans += [("writing", after_staging), ("commit", staged_marker)]
+    if stage.grows:
+        # A grown output resumes: a run after a kill has less left to do than the reference had, so both
+        # kills are timed from this run's own first temporary file, within the first half of what is left.
+        plans += [("writing", after_staging(writing / 2)), ("commit", after_staging(rng.uniform(0.0, 0.5) * (total - first)))]
+    else:
+        plans += [("writing", after_staging(writing)), ("commit", staged_marker)]
 
     outcomes = []
     for point, when in plans:
+        seen.clear()
         o = run_stage(argv, parent, log, stage.timeout, tmp_path / "cache", kill_when=when, depth=depth)
         assert o.killed or o.returncode == 0, f"{name}: a run after a kill failed ({o.returncode}):\n" + log.read_text()[-3000:]
         outcomes.append((point, o))
