@@ -41,6 +41,7 @@ import pyarrow.dataset as ds
 from benchmarks.pools import read_hive, train_pools
 from ticcore.datacomp_uids import hex_to_pairs, load_uid_npy, npy_bytes, pairs_to_hex, sorted_unique
 from ticcore.errors import InputError, require_accounting
+from ticcore.safepickle import NUMPY_ARRAY_GLOBALS, load_restricted
 from ticcore.imagenet import classes_by_wnid
 from ticcore.outputs import atomic_write, json_text, staged_dir
 
@@ -57,24 +58,17 @@ _MONTH_MEMBER = re.compile(r"(?:.*/)?(\d{4})(\d{2})\.npy")
 
 # ------------------------------------------------------------------ reading the release
 
-class _PlainDataUnpickler(pickle.Unpickler):
-    """The eval maps are plain dicts of lists of strings: refuse any pickled class or function (loading
-    an arbitrary pickle runs code), except the containers and numpy arrays such maps might be built from."""
-    ALLOWED = {("collections", "defaultdict"), ("collections", "OrderedDict"), ("builtins", "set"),
-               ("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.core.multiarray", "_reconstruct"),
-               ("numpy._core.multiarray", "_reconstruct"), ("numpy.core.multiarray", "scalar"),
-               ("numpy._core.multiarray", "scalar")}
-
-    def find_class(self, module, name):
-        if (module, name) in self.ALLOWED:
-            return super().find_class(module, name)
-        raise pickle.UnpicklingError(f"refusing to load {module}.{name} (only plain data is expected)")
+# The eval maps are plain dicts of lists of strings: besides numpy arrays, only the containers such maps
+# might be built from are resolved (`ticcore.safepickle`; loading an arbitrary pickle runs code).
+_YEAR_MAP_GLOBALS = NUMPY_ARRAY_GLOBALS | {("collections", "defaultdict"), ("collections", "OrderedDict"),
+                                           ("builtins", "set"), ("numpy.core.multiarray", "scalar"),
+                                           ("numpy._core.multiarray", "scalar")}
 
 
 def load_year_map(path: Path) -> dict:
     try:
         with open(path, "rb") as fh:
-            doc = _PlainDataUnpickler(fh).load()
+            doc = load_restricted(fh, _YEAR_MAP_GLOBALS, "only plain data is expected")
     except (OSError, pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError) as exc:
         raise InputError(f"{path}: not a readable year map ({exc})") from None
     if not isinstance(doc, dict):

@@ -26,28 +26,10 @@ from pathlib import Path
 import numpy as np
 
 from ticcore.errors import InputError
+from ticcore.safepickle import load_restricted
 
 TARGET_FEATURES_KEY = "image_features"   # in DataComp's in1k_clip_vit_l14_{i}.pt
 TARGET_NPZ_KEY = "l14_img"               # in our .npz targets
-
-
-# The only globals a pickled numpy array names (numpy 1.x and 2.x spellings)
-_NUMPY_GLOBALS = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
-                  ("numpy", "ndarray"), ("numpy", "dtype")}
-
-
-class _NumpyOnlyUnpickler(pickle.Unpickler):
-    """Unpickles numpy arrays and plain containers, nothing else (no code runs): torch's own
-    weights_only loader refuses DataComp's centroid files, written with `pickle_protocol=4` (its
-    FRAME opcode), so those are read here."""
-
-    def find_class(self, module, name):
-        if (module, name) in _NUMPY_GLOBALS or (module == "numpy.dtypes" and name.endswith("DType")):
-            return super().find_class(module, name)
-        raise pickle.UnpicklingError(f"{module}.{name} is not a numpy array part")
-
-    def persistent_load(self, pid):
-        raise pickle.UnpicklingError("holds torch tensors")
 
 
 def _numpy_pickle_in_zip(path: Path):
@@ -55,7 +37,9 @@ def _numpy_pickle_in_zip(path: Path):
         names = [n for n in z.namelist() if n.endswith("/data.pkl") or n == "data.pkl"]
         if len(names) != 1:
             raise pickle.UnpicklingError("no single data.pkl member")
-        return _NumpyOnlyUnpickler(io.BytesIO(z.read(names[0]))).load()
+        # torch's own weights_only loader refuses DataComp's centroid files, written with
+        # `pickle_protocol=4` (its FRAME opcode), so their numpy pickle is read here, numpy parts only
+        return load_restricted(io.BytesIO(z.read(names[0])))
 
 
 def _torch_load(path: Path):

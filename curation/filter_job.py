@@ -251,8 +251,7 @@ def check_inputs(cfg: FilterConfig) -> list[Path]:
     if not is_local(cfg.input_dir) or not local_path(cfg.input_dir).is_dir():
         raise InputError(f"{cfg.input_dir}: metadata directory not found (a local or mounted path is needed)")
     need = set(NEEDED_COLUMNS[cfg.filter]) | ({cfg.score_column} if cfg.filter in ("clip", "bestpool") else set())
-    shards = check_pool(local_path(cfg.input_dir), need, f" needed by {cfg.filter}")
-    check_shards(local_path(cfg.input_dir))
+    shards = check_shards(check_pool(local_path(cfg.input_dir), need, f" needed by {cfg.filter}"))
     if cfg.filter in ("image", "bestpool"):
         # read here, before a JVM starts: a bad file is one line, not a failure after the pool is scanned
         width = load_target_features(cfg.targets_paths).shape[1]

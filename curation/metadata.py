@@ -95,9 +95,9 @@ def npz_shape(npz_path: Path, key: str) -> tuple[int, ...] | None:
     return shape
 
 
-def check_shards(metadata_dir: str | Path, key: str = "l14_img") -> list[Path]:
-    """All shards, after checking every .npz row count against its parquet (reads headers only)."""
-    shards = list_shards(metadata_dir)
+def check_shards(shards: list[Path], key: str = "l14_img") -> list[Path]:
+    """`shards` (as `check_pool` listed them), after checking every .npz row count against its parquet
+    (reads headers only)."""
     for shard in shards:
         npz_path = shard.with_suffix(".npz")
         if not npz_path.is_file():

@@ -62,13 +62,21 @@ def _finite_or_null(doc):
 
 # ------------------------------------------------------------------ ownership
 
+def owner_in_marker(text: str) -> str | None:
+    """The tool an ownership marker's text names, or None (not a marker we wrote)."""
+    try:
+        doc = json.loads(text)
+    except ValueError:
+        return None
+    return doc.get("tool") if isinstance(doc, dict) else None
+
+
 def owner_of(path: str | Path) -> str | None:
     """The tool named by `path`'s ownership marker, or None (no marker, or one we cannot read)."""
     try:
-        doc = json.loads((Path(path) / OWNER_MARKER).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        return owner_in_marker((Path(path) / OWNER_MARKER).read_text(encoding="utf-8"))
+    except (OSError, ValueError):  # (ValueError: text that is not UTF-8)
         return None
-    return doc.get("tool") if isinstance(doc, dict) else None
 
 
 def is_our_output(path: str | Path, tool: str) -> bool:
@@ -278,7 +286,8 @@ def open_run_dir(out: Path, tool: str, config: dict, normalize=lambda doc: doc) 
     once every input has been validated: nothing is written before."""
     out = claim_output(out, tool)
     cfg_path = out / "config.json"
-    if is_our_output(out, tool) and cfg_path.is_file():
+    resuming = is_our_output(out, tool) and cfg_path.is_file()
+    if resuming:
         try:
             old = normalize(json.loads(cfg_path.read_text(encoding="utf-8")))
         except (ValueError, TypeError) as exc:
@@ -287,7 +296,7 @@ def open_run_dir(out: Path, tool: str, config: dict, normalize=lambda doc: doc) 
             diff = sorted(k for k in set(old) | set(config) if old.get(k) != config.get(k))
             raise InputError(f"{out}: holds a run with another config (differs in {', '.join(diff)}); "
                              "use a new --out to start a different run")
-        return open_output_dir(out, tool)
     open_output_dir(out, tool)
-    write_json(cfg_path, config, sort_keys=True)
+    if not resuming:
+        write_json(cfg_path, config, sort_keys=True)
     return out

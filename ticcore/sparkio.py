@@ -4,7 +4,6 @@ covers local paths too."""
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import re
 from typing import Iterator
@@ -12,8 +11,8 @@ from pathlib import Path
 
 
 from ticcore.errors import InputError  # noqa: F401  (re-exported: the jobs' one-line input errors)
-from ticcore.outputs import (OWNER_MARKER, claim_output, json_text, marker_text, ownership_problem, reclaim_stale,
-                             sibling_name, stale_siblings)
+from ticcore.outputs import (OWNER_MARKER, claim_output, json_text, marker_text, owner_in_marker, ownership_problem,
+                             reclaim_stale, sibling_name, stale_siblings)
 
 
 def build_session(app: str, master: str = "local[*]", **conf):
@@ -147,10 +146,7 @@ def claim_output_any(spark, final: str, tool: str) -> None:
         names = [st.getPath().getName() for st in fs.listStatus(jp)]
         empty = not [n for n in names if n != OWNER_MARKER]
         if OWNER_MARKER in names:
-            try:
-                owner = json.loads(read_text(spark, final.rstrip("/") + "/" + OWNER_MARKER)).get("tool")
-            except (ValueError, AttributeError):
-                owner = None
+            owner = owner_in_marker(read_text(spark, final.rstrip("/") + "/" + OWNER_MARKER))
     problem = ownership_problem(exists, is_dir, empty, owner, tool)
     if problem:
         raise InputError(f"{final}: {problem}")

@@ -78,15 +78,18 @@ def spark_uid_problems(df, rule: str = "datacomp") -> str | None:
     from pyspark.sql import functions as F  # only the Spark jobs call this; pyspark costs ~0.4 s to import
 
     pattern, says = UID_RULES[rule]
-    bad_cond = F.col("uid").isNull() | ~F.col("uid").rlike("^" + pattern.pattern + "$")
-    bad = df.where(bad_cond).select("uid").limit(SHOWN).collect()
-    if bad:
-        n_bad = df.where(bad_cond).count()
-        return f"{n_bad} uid(s) are not {says}: {_show(r.uid for r in bad)}"
-    repeated = df.groupBy("uid").count().where("count > 1").orderBy("uid").limit(SHOWN).collect()
-    if repeated:
-        return "uid(s) repeat: " + ", ".join(f"{r.uid!r} ({r['count']} times)" for r in repeated)
-    return None
+    # One pass over the pool in the usual (clean) case: uids grouped once, bad ones and repeats both read
+    # off the groups. Only a refused pool pays for the count of its bad rows.
+    offenders = (df.groupBy("uid").count()
+                 .withColumn("bad", F.col("uid").isNull() | ~F.col("uid").rlike("^" + pattern.pattern + "$"))
+                 .where("bad OR count > 1"))
+    first = offenders.orderBy(F.col("bad").desc(), "uid").limit(SHOWN).collect()
+    if not first:
+        return None
+    if first[0]["bad"]:
+        n_bad = offenders.where("bad").agg(F.sum("count")).collect()[0][0]
+        return f"{n_bad} uid(s) are not {says}: {_show(r.uid for r in first if r['bad'])}"
+    return "uid(s) repeat: " + ", ".join(f"{r.uid!r} ({r['count']} times)" for r in first)
 
 
 # ------------------------------------------------------------------ column types
