@@ -3,10 +3,12 @@ the test world's TiC-DataComp-Net sets."""
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import math
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -247,17 +249,24 @@ def test_a_label_outside_the_candidates_is_answered_with_other():
 
 # ------------------------------------------------------------------ a short stream on the test world
 
-@pytest.fixture(scope="module")
-def original_checkpoint(shards_dir, tmp_path_factory):
-    """The original model: tic-train's checkpoint after the first time step."""
-    from training.config import TrainConfig
-    from training.trainer import run as train
+ORIGINAL_FIXTURE = Path(__file__).parent / "fixtures" / "original"
 
-    out = tmp_path_factory.mktemp("anytime-original") / "run"
-    train(TrainConfig(data=str(shards_dir), out=str(out), method="sequential", pool="basic", max_steps=1,
-                      budget_samples=1024, batch_size=32, lr=1e-3, warmup=4, workers=0, checkpoint_every=0),
-          log=QUIET)
-    return next((out / "checkpoints").glob("step_*.pt"))
+
+@pytest.fixture(scope="module")
+def original_checkpoint():
+    """The original model: tic-pico from `tic-train pretrain` on a sample web, stored as a fixture by
+    scripts/build_test_original.py (original.json records how, and its curve). Refused when its bytes or the
+    model config it was trained with have changed since."""
+    from training.models import MODEL_CONFIGS
+
+    doc = json.loads((ORIGINAL_FIXTURE / "original.json").read_text())
+    ckpt = ORIGINAL_FIXTURE / "original.pt"
+    assert hashlib.sha256(ckpt.read_bytes()).hexdigest() == doc["sha256"], "rebuild: scripts/build_test_original.py"
+    assert ckpt.stat().st_size <= 10 << 20
+    name = doc["pretrain"]["model"]
+    assert (ORIGINAL_FIXTURE / "model.json").read_text() == (MODEL_CONFIGS / f"{name}.json").read_text(), \
+        f"training/model_configs/{name}.json changed since the fixture was built: rebuild it"
+    return ckpt
 
 
 def _acfg(shards_dir, ckpt, out, **kw) -> AnytimeConfig:
@@ -313,8 +322,7 @@ def test_a_short_stream_ocw_beats_either_model_alone(shards_dir, labelled_stream
     assert rows[0] == "examples,predictor,seen_classes,acc_seen,acc_all,acc_unseen" and len(rows) > 7
     E = np.loadtxt(out / "matrix_net.csv", delimiter=",", ndmin=2)
     assert E.shape == (len(m["steps"]), len(m["steps"])) == (7, 7)
-    # ~110 held-out examples: one example is ~1 point, and the frozen original (a tiny CLIP trained on the test
-    # world for 1,024 samples) is near chance, so the tolerance is a few examples
+    # ~110 held-out examples: one example is ~1 point, so the tolerance is a few examples
     tol = 5.0
     points: dict = {}
     for line in rows[1:]:
@@ -339,16 +347,16 @@ def test_a_short_stream_ocw_beats_either_model_alone(shards_dir, labelled_stream
     again = run(dataclasses.replace(cfg, out=str(tmp_path / "b")), log=QUIET)
     assert (tmp_path / "b" / "curves.csv").read_text() == (out / "curves.csv").read_text()
     assert json.dumps(again["final"]) == json.dumps(m["final"])  # (NaN-aware: no unseen label at the end)
-    # Seen classes: OCW >= the better single model. The tiny original the test world yields has near-collinear
-    # label embeddings (cosines 0.76-0.98) and answers a few labels for most images, so its per-label accuracy
-    # estimate is high exactly on the labels it over-predicts, and OCW trusts it there; with this stream the tuned
-    # block also stays near chance. A miss is therefore reported as an expected failure with its figures, not
-    # hidden, until a stronger original is available (see the issue 10 notes).
+    # The original (tests/fixtures/original, static zero-shot far above chance) must be clearly above chance on
+    # the stream's seen classes, or the comparisons below mean nothing.
+    n_labels = len(json.loads((shards_dir / "net_classes.json").read_text())["classes"])
     final = max(points)
     (o_seen, _), (t_seen, _), (a_seen, _) = (points[final][k] for k in ("original", "tuned", "anytime"))
     auc_seen = {p: m["auc"][p]["acc_seen"] for p in ("original", "tuned", "anytime")}
-    if a_seen < max(o_seen, t_seen) - tol or auc_seen["anytime"] < max(auc_seen["original"], auc_seen["tuned"]) - tol:
-        pytest.xfail(f"OCW below the better single model on seen classes: final {points[final]}, AUC {auc_seen}")
+    assert o_seen >= 5 * 100 / n_labels and auc_seen["original"] >= 5 * 100 / n_labels, (o_seen, auc_seen, n_labels)
+    # Seen classes: OCW >= the better single model, at the end of the stream and over it (AUC)
+    assert a_seen >= max(o_seen, t_seen) - tol, points[final]
+    assert auc_seen["anytime"] >= max(auc_seen["original"], auc_seen["tuned"]) - tol, auc_seen
 
 
 @pytest.mark.slow

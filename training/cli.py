@@ -5,6 +5,8 @@
     tic-train metrics MATRIX.csv                                  (in_domain, backward, forward, *_rel as JSON)
     tic-train report RUN [RUN ...] [--out report.md]              (Table-2-style comparison + heatmaps)
     tic-train experiment --data SHARDS --out DIR --budget-samples N   (every method at the same budget)
+    tic-train pretrain --data SHARDS --out DIR [--budget-samples N]   (an original model: DIR/original.pt, curve.csv)
+    tic-train run ... --init DIR/original.pt                      (a method warm-started from that original)
     tic-train anytime --data SHARDS --checkpoint CKPT.pt --out RUN [...]   (AnytimeCL on the labelled stream)
     tic-train anytime-compare --data SHARDS --checkpoint CKPT.pt --out DIR  (AnytimeCL and its baselines)
     tic-train embed --checkpoint CKPT.pt --data SHARDS --pool POOL --out DIR [--uids PARQUET]
@@ -30,6 +32,7 @@ from .anytime.run import REPLAY_MODES, AnytimeConfig
 from .anytime.run import run as run_anytime
 from .config import METHODS, TrainConfig
 from .embed import embed
+from .pretrain import PretrainConfig, pretrain
 from .metrics import matrix_summary, read_matrix_csv, summarize
 from .report import write_report
 from .trainer import run
@@ -74,6 +77,14 @@ def _add_anytime_options(p: argparse.ArgumentParser) -> None:
         p.add_argument("--" + f.name.replace("_", "-"), **kw)
 
 
+def _add_pretrain_options(p: argparse.ArgumentParser) -> None:
+    hints = typing.get_type_hints(PretrainConfig)
+    for f in dataclasses.fields(PretrainConfig):
+        base = _base_type(hints[f.name])
+        p.add_argument("--" + f.name.replace("_", "-"), type=number(base) if base in (int, float) else base,
+                       default=None, required=f.default is dataclasses.MISSING)
+
+
 def _add_embed_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint", required=True, help="a tic-train checkpoint (checkpoints/step_*.pt)")
     p.add_argument("--data", required=True, help="a tic-shards output")
@@ -104,6 +115,8 @@ def build_parser() -> argparse.ArgumentParser:
     exp.add_argument("--budget-macs", type=number(float, 0, lo_open=True))
     exp.add_argument("--pool", default=None)
     exp.add_argument("--seed", type=number(int, 0), default=None)
+    _add_pretrain_options(sub.add_parser("pretrain", help="an original model trained on every step at once "
+                                                          "(AnytimeCL's starting point, a warm start for run --init)"))
     for name, text in (("anytime", "AnytimeCL: online learning on the time-ordered labelled stream"),
                        ("anytime-compare", "AnytimeCL and its baselines on the same stream, one summary table")):
         _add_anytime_options(sub.add_parser(name, help=text))
@@ -146,6 +159,8 @@ COMMANDS = {
     "metrics": lambda args: print(json.dumps(matrix_summary(args.matrix_csv, args.clip_benchmark_names), indent=1)),
     "report": lambda args: print(write_report(args.runs, Path(args.out))),
     "experiment": _experiment,
+    "pretrain": lambda args: pretrain(PretrainConfig.from_dict(
+        {f.name: getattr(args, f.name) for f in dataclasses.fields(PretrainConfig) if getattr(args, f.name) is not None})),
     "anytime": lambda args: run_anytime(anytime_config_from_args(args)),
     "anytime-compare": _compare,
     "embed": lambda args: embed(args.checkpoint, args.data, args.pool, args.out, args.uids),

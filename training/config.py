@@ -31,6 +31,7 @@ class TrainConfig:
     method: str = "sequential"
     pool: str = "basic"               # training pool: unfiltered | basic | bestpool
     model: str = "tic-tiny"           # an open_clip model name, or a path to a model-config JSON
+    init: str | None = None           # warm start: a checkpoint of `model` (e.g. `tic-train pretrain`'s original.pt)
     budget_macs: float | None = None  # total training MACs over all steps (split evenly)
     budget_samples: int | None = None  # or: total samples seen over all steps (converted with the MACs/sample)
     batch_size: int = 64              # global batch

@@ -11,14 +11,19 @@ import sys
 
 from open_clip_train.main import main as open_clip_main
 
-from .models import MODEL_CONFIGS, register_model_configs
+from .models import MODEL_CONFIGS, register_model_configs, tic_extras
 
 __all__ = ["MODEL_CONFIGS", "main", "register_model_configs"]
 
 
 def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
     register_model_configs()
-    open_clip_main(sys.argv[1:] if argv is None else argv)
+    model = next((argv[i + 1] for i, a in enumerate(argv[:-1]) if a == "--model"), None)
+    if model and tic_extras(model):  # open_clip's main would build the model without them, silently
+        sys.exit(f"--model {model}: its config adds {sorted(tic_extras(model))} (training/models.py), which only "
+                 "tic-train builds; train it with tic-train")
+    open_clip_main(argv)
 
 
 if __name__ == "__main__":

@@ -39,7 +39,8 @@ from .data import BufferStream, DataError, Step, find_steps, load_eval_sets, ste
 from .evaluate import Pixels, evaluate
 from .methods import Hooks, Method
 from .metrics import summarize, write_matrix_csv
-from .models import RunError, contrastive_loss, create_model, load_weights, save_checkpoint, unwrap
+from .models import (RunError, contrastive_loss, create_model, load_fitting_state, load_weights, read_checkpoint,
+                     save_checkpoint, unwrap)
 from .report import heatmap
 
 __all__ = ["RunError", "Session", "create_model", "lr_at", "run"]
@@ -184,6 +185,8 @@ def _build_model(s: Session) -> None:
     cfg = s.cfg
     seed_everything(cfg.seed)
     s.model, s.preprocess_train, preprocess_eval, s.tokenizer = create_model(cfg.model, s.device)
+    if cfg.init:
+        _load_init(s.model, cfg)
     s.pixels = Pixels(preprocess_eval, cfg.eval_cache_mb << 20)
     s.loss_fn = contrastive_loss(s.rank, s.world)
     image_size = s.model.visual.image_size
@@ -194,6 +197,15 @@ def _build_model(s: Session) -> None:
     s.plan = Plan.from_budget(s.macs, cfg.batch_size, len(s.steps), cfg.budget_macs, cfg.budget_samples)
     s.ledger = Ledger(s.plan.per_step_macs)
     s.hooks = s.method.hooks(s)
+
+
+def _load_init(model, cfg: TrainConfig) -> None:
+    """The warm start: `--init`'s weights (a `tic-train pretrain` original, or any checkpoint of this model)."""
+    path = Path(cfg.init)
+    _, state, named = read_checkpoint(path)
+    if named is not None and named != cfg.model:
+        raise RunError(f"{path}: a checkpoint of model {named!r}, not {cfg.model!r}")
+    load_fitting_state(model, state, path, cfg.model)
 
 
 def _resume(s: Session) -> None:
@@ -226,6 +238,8 @@ def run_step(s: Session, t: int, step: Step) -> None:
         _write_buffer(s.out / "buffers" / f"step_{step.label}.parquet", buffer)
     if s.method.restart:
         fresh = create_model(cfg.model, s.device)[0]
+        if cfg.init:  # a warm-started run restarts from its original, not from random weights
+            _load_init(fresh, cfg)
         unwrap(s.model).load_state_dict(fresh.state_dict())
     s.hooks.begin_step(s.model, t)
     iters = s.plan.iterations_per_step * s.method.budgets(t)
@@ -335,17 +349,24 @@ def _resume_partial(s: Session, step: Step, optimizer) -> int:
 def train_batch(s: Session, optimizer, images, texts) -> torch.Tensor:
     """One optimiser step on a batch: the contrastive loss plus the method's term. Returns the loss."""
     images, texts = images.to(s.device, non_blocking=True), texts.to(s.device, non_blocking=True)
-    with s.autocast():
-        outs = s.model(images, texts)
-        loss = s.loss_fn(outs["image_features"], outs["text_features"], outs["logit_scale"])
-        extra = s.hooks.extra_loss(s.model, images, texts, outs)
+    return contrastive_step(s.model, s.loss_fn, optimizer, images, texts, s.autocast,
+                            lambda outs: s.hooks.extra_loss(s.model, images, texts, outs))
+
+
+def contrastive_step(model, loss_fn, optimizer, images, texts, autocast=contextlib.nullcontext,
+                     extra_loss=lambda outs: None) -> torch.Tensor:
+    """One optimiser step of CLIP's contrastive loss (plus `extra_loss(outs)` when it is not None). Returns the loss."""
+    with autocast():
+        outs = model(images, texts)
+        loss = loss_fn(outs["image_features"], outs["text_features"], outs["logit_scale"])
+        extra = extra_loss(outs)
         if extra is not None:
             loss = loss + extra
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     optimizer.step()
     with torch.no_grad():  # CLIP clamps its temperature
-        unwrap(s.model).logit_scale.clamp_(0, math.log(100))
+        unwrap(model).logit_scale.clamp_(0, math.log(100))
     return loss
 
 
