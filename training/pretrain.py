@@ -33,6 +33,7 @@ from .models import contrastive_loss, create_model, save_checkpoint
 RUN_KIND = "tic-train pretrain"  # the ownership marker of a pretraining run directory
 NUMBER_RANGES = {"budget_samples": (1, None), "batch_size": (1, None), "lr": (0, None, True),
                  "weight_decay": (0, None), "warmup": (0, None), "eval_every": (0, None), "workers": (0, None),
+                 "shuffle_buffer": (1, None),
                  "seed": (0, None), "threads": (0, None)}
 CURVE_COLUMNS = ("samples", "train_seconds", "cpu_seconds", "static", "net", "retrieval_r1")
 
@@ -49,6 +50,8 @@ class PretrainConfig:
     weight_decay: float = 0.1
     warmup: int = 200                  # iterations of linear warm-up, then cosine to 0
     eval_every: int = 50_000           # samples between evaluations (0: only at the end)
+    shuffle_buffer: int = 20_000       # samples mixed at once: the shards are one year each, and a small buffer
+                                       # would feed the years in blocks (sequential training, not one pool)
     workers: int = 1                   # data-loading processes
     threads: int = 0                   # torch threads of the training process (0: torch's default)
     seed: int = 0
@@ -89,7 +92,8 @@ def pretrain(cfg: PretrainConfig, log=print) -> dict:
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=cfg.lr,
                                   betas=(0.9, 0.98), eps=1e-6, weight_decay=cfg.weight_decay)
     shards = [sh for st in steps for sh in st.shards]
-    stream = BufferStream(shards, None, cfg.iterations * cfg.batch_size, cfg.seed, preprocess_train, tokenizer)
+    stream = BufferStream(shards, None, cfg.iterations * cfg.batch_size, cfg.seed, preprocess_train, tokenizer,
+                          shuffle_buffer=cfg.shuffle_buffer)
     curve: list[dict] = []
     train_seconds = cpu_seconds = 0.0  # wall and CPU time of training only (evaluations excluded)
 
