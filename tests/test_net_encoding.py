@@ -77,3 +77,29 @@ def test_precision_flag_reaches_the_config_and_fp32_is_the_reference():
     assert resolve_precision("fp32") == "fp32" and resolve_precision("auto") in ("bf16", "fp32")
     with pytest.raises(ValueError):
         resolve_precision("int8")
+
+
+def test_spark_step_scores_a_repeated_caption_once_for_every_uid_that_carries_it(spark):
+    """net_similarity encodes distinct captions and joins the outcome back: one row per surviving uid, the same
+    outcome for uids that share a caption, and the outcome the caption gets when encoded alone."""
+    from benchmarks.splits import net_similarity
+    from ticcore.schemas import NET_SIMILARITY
+
+    fox, crane = "a red fox in the snow", "a crane lifting steel beams"
+    fox_ids, crane_ids = [277, 278], [134, 517]
+    pool = spark.createDataFrame([("u1", fox), ("u2", crane), ("u3", fox), ("u4", "dropped before the check")],
+                                 "uid string, text string")
+    candidates = spark.createDataFrame(
+        [("u1", None, fox_ids), ("u2", None, crane_ids), ("u3", None, fox_ids), ("u4", "no_lemma", None)],
+        "uid string, net_reason string, class_ids array<int>")
+    definitions = definition_embeddings(None)
+    cfg = SplitConfig(sentence_precision="fp32")
+    rows = {r["uid"]: r for r in net_similarity(candidates, pool, cfg, definitions).collect()}
+    assert set(rows) == {"u1", "u2", "u3"}
+    assert tuple(next(iter(rows.values())).asDict()) == NET_SIMILARITY.names
+    assert rows["u1"].asDict() | {"uid": "u3"} == rows["u3"].asDict()
+    for uid, text, ids in (("u1", fox, fox_ids), ("u2", crane, crane_ids)):
+        sims = definitions[np.asarray(ids)] @ encode([text], precision="fp32")[0]
+        assert rows[uid]["class_id"] == ids[int(np.argmax(sims))]
+        assert abs(rows[uid]["similarity"] - float(sims.max())) < 1e-5
+        assert rows[uid]["ambiguous"]
