@@ -26,7 +26,7 @@ from pyspark.sql import functions as F
 from benchmarks.lemmas import imagenet_index, synset_candidates
 from benchmarks.sentence import encode
 from ticcore.imagenet import load_imagenet_classes
-from ticcore.schemas import NET_CANDIDATES_DDL, NET_SIMILARITY
+from ticcore.schemas import NET_CANDIDATES_DDL, NET_CAPTION_SIMILARITY, NET_SIMILARITY
 
 FLICKR_HOSTS = ("flickr.com", "staticflickr.com")
 SUBSETS = ("all", "covid", "flickr")
@@ -43,6 +43,7 @@ class SplitConfig:
     net_max_fraction: float = 0.1
     min_similarity: float = 0.5
     sentence_model: str | None = None
+    sentence_precision: str = "auto"  # the captions' encoding (benchmarks/sentence.py); fp32 is the reference
     seed: int = 0
     subsets: tuple = SUBSETS         # retrieval subsets (YFCC and RedCaps have only "all")
 
@@ -182,11 +183,11 @@ def _definition_texts():
     return [", ".join(c.lemmas) + ": " + c.definition for c in load_imagenet_classes()]
 
 
-def _net_similarity_udf(model_path, threads, definitions):
+def _net_similarity_udf(model_path, threads, definitions, precision):
     def run(batches):
         for pdf in batches:
             texts = [t[:HUGE_CAPTION] for t in pdf["text"].fillna("")]
-            emb = encode(texts, model_path, threads=threads)
+            emb = encode(texts, model_path, threads=threads, precision=precision)
             best_ids, best_sims = [], []
             for e, ids in zip(emb, pdf["class_ids"]):
                 ids = np.asarray(ids, np.int64)
@@ -194,7 +195,7 @@ def _net_similarity_udf(model_path, threads, definitions):
                 j = int(np.argmax(sims))
                 best_ids.append(int(ids[j]))
                 best_sims.append(float(sims[j]))
-            yield pd.DataFrame({"uid": pdf["uid"], "class_id": best_ids, "similarity": best_sims,
+            yield pd.DataFrame({"text": pdf["text"], "class_id": best_ids, "similarity": best_sims,
                                 "ambiguous": [len(x) > 1 for x in pdf["class_ids"]]})
     return run
 
@@ -221,10 +222,18 @@ def candidate_class_ids(candidates: DataFrame) -> list[int]:
 
 def net_similarity(candidates: DataFrame, pool: DataFrame, cfg: SplitConfig, definitions, threads: int = 1) -> DataFrame:
     """Similarity of each surviving candidate's caption to its best synset description; the model is
-    loaded once per Python worker (and kept while the worker is reused), captions go in batches."""
+    loaded once per Python worker (and kept while the worker is reused), captions go in batches.
+    The outcome depends on the caption alone (its class ids come from the caption too), so each distinct
+    caption is encoded once and its outcome joined back to every uid that carries it."""
     rows = (candidates.where(F.col("net_reason").isNull()).select("uid", "class_ids")
             .join(pool.select("uid", "text"), "uid"))
-    return rows.mapInPandas(_net_similarity_udf(cfg.sentence_model, threads, definitions), NET_SIMILARITY.spark_ddl())
+    # sorted by length within partitions: an Arrow batch holds captions of similar length (sentence-transformers
+    # sorts again within it), so encoder batches pad little; and a rerun makes the same batches
+    distinct = (rows.groupBy("text").agg(F.first("class_ids").alias("class_ids"))
+                .sortWithinPartitions(F.length("text"), "text"))
+    scored = distinct.mapInPandas(_net_similarity_udf(cfg.sentence_model, threads, definitions, cfg.sentence_precision),
+                                  NET_CAPTION_SIMILARITY.spark_ddl())
+    return rows.select("uid", "text").join(scored, "text").select(*NET_SIMILARITY.names)
 
 
 def net_rows(pool: DataFrame, candidates: DataFrame, sims: DataFrame, cfg: SplitConfig) -> tuple[DataFrame, DataFrame]:

@@ -148,6 +148,8 @@ NET_SIMILARITY = Contract("net_similarity", (
     ("similarity", "float64"),
     ("ambiguous", "bool"),
 ))
+# the similarity step's own rows: one per distinct caption, joined back to every uid that carries it
+NET_CAPTION_SIMILARITY = Contract("net_caption_similarity", (("text", "string"),) + NET_SIMILARITY.columns[1:])
 
 # tic-shards download: every pair the shards need, once (requested.parquet; types as the splits hold them)
 SHARD_REQUEST = Contract("shard_request", (
