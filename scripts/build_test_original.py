@@ -43,6 +43,8 @@ def main(argv=None) -> int:
     ap.add_argument("--budget-samples", type=int, default=PretrainConfig.budget_samples)
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--eval-every", type=int, default=PretrainConfig.eval_every)
+    ap.add_argument("--world", default="scripts/demo.sh's world (DEMO_PAIRS=50000, seed 0, --image-size 64)",
+                    help="how DATA was made (recorded in original.json)")
     ap.add_argument("--run", default=None, help="the pretrain run directory (default: a temporary one)")
     args = ap.parse_args(argv)
     cfg = PretrainConfig(data=args.data, out=args.run or tempfile.mkdtemp(prefix="test-original-") + "/run",
@@ -60,7 +62,7 @@ def main(argv=None) -> int:
     shutil.copyfile(MODEL_CONFIGS / f"{cfg.model}.json", FIXTURE / "model.json")
     write_json(FIXTURE / "original.json", {
         "sha256": hashlib.sha256((FIXTURE / "original.pt").read_bytes()).hexdigest(),
-        "bytes": size, "pretrain": {k: v for k, v in dataclasses.asdict(cfg).items() if k not in ("data", "out")},
+        "bytes": size, "world": args.world, "pretrain": {k: v for k, v in dataclasses.asdict(cfg).items() if k not in ("data", "out")},
         "curve": metrics["curve"], "train_seconds": metrics["train_seconds"],
         "cpu_seconds": metrics["cpu_seconds"]})
     print(f"{FIXTURE}: original.pt ({size / 2**20:.1f} MiB), final {metrics['curve'][-1]}")

@@ -3,6 +3,8 @@ decisions. A candidate agrees when both encodings keep it for the same class, or
 >= 99.5% agreement, and every disagreement within 0.02 of the threshold (only captions the threshold splits)."""
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -51,8 +53,12 @@ def test_bf16_keeps_the_test_worlds_net_decisions(sample_web):
 
 
 @pytest.mark.slow
+@pytest.mark.skipif(os.environ.get("TIC_DEMO_WORLD_TESTS") != "1", reason="opt-in: set TIC_DEMO_WORLD_TESTS=1")
 def test_bf16_keeps_the_demo_worlds_net_decisions(tmp_path):
-    """The demo world (scripts/demo.sh: 50,000 pairs, seed 0): ~29k candidates, ~15.5k distinct captions."""
+    """The demo world (scripts/demo.sh: 50,000 pairs, seed 0): ~29k candidates, ~15.5k distinct captions.
+    Opt-in: generating the world and encoding its captions twice takes 5-14 minutes on 2 cores, most of the
+    suite's budget; the default suite checks the test world's candidates above, and perf/bench_net.py --world
+    prints the demo world's agreement."""
     from sample_web.generate import generate
     from sample_web.world import SampleWebConfig
 

@@ -43,7 +43,7 @@ class PretrainConfig:
     data: str                          # a tic-shards output
     out: str                           # the run directory
     model: str = "tic-pico"            # an open_clip model name or model-config JSON (a ViT: AnytimeCL needs one)
-    pool: str = "basic"
+    pool: str = "unfiltered"            # the most pairs: an original wants breadth (the bench and fixture use it)
     budget_samples: int = 400_000      # samples seen (with repeats: the sample web is small)
     batch_size: int = 128
     lr: float = 2e-3
