@@ -12,18 +12,17 @@ the rules themselves change, never to make a speed change pass) with
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from pathlib import Path
 
-import pyarrow as pa
-import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 import pytest
 
 from curation.filter_job import FilterConfig, run
 from curation.filters import BasicFilter, Batch, Chain, ClipScoreFilter, caption_stats, first_reasons
+
+from .output_digests import rows_digest
 
 REFERENCE = Path(__file__).parent / "data" / "filter_outputs_reference.json"
 RECORD = os.environ.get("TIC_RECORD_FILTER_REFERENCE") == "1"
@@ -37,27 +36,6 @@ RUNS = {  # name: (filter, timestamped, extra FilterConfig fields)
     "clip_timestamps": ("clip", True, {"threshold": 0.3}),
     "bestpool_timestamps": ("bestpool", True, {}),
 }
-
-
-def _canonical(table: pa.Table) -> pa.Table:
-    cols = {}
-    for name in sorted(table.column_names):
-        col = table[name]
-        if pa.types.is_timestamp(col.type):
-            col = col.cast(pa.timestamp("us", col.type.tz)).cast(pa.int64())
-        elif pa.types.is_large_string(col.type):
-            col = col.cast(pa.string())
-        cols[name] = col
-    t = pa.table(cols)
-    return t.sort_by("uid") if "uid" in t.column_names else t
-
-
-def rows_digest(directory: Path) -> dict:
-    files = sorted(p for p in directory.rglob("*.parquet"))
-    columns = pq.read_schema(files[0]).names if files else []
-    table = _canonical(pads.dataset(str(directory), format="parquet", partitioning="hive").to_table())
-    text = json.dumps(table.to_pylist(), sort_keys=True, default=repr)
-    return {"rows": table.num_rows, "columns": columns, "sha256": hashlib.sha256(text.encode()).hexdigest()}
 
 
 def output_digest(out: Path, stats: dict) -> dict:
@@ -115,3 +93,42 @@ def test_basic_and_clip_equal_the_rules_applied_in_process(outputs, sample_web):
             if r is not None:
                 counts[r] = counts.get(r, 0) + 1
         assert stats["dropped"] == counts
+
+
+def _pool_of_shards(root: Path, shards: list[list]) -> Path:
+    import pyarrow as pa
+
+    root.mkdir()
+    for k, uids in enumerate(shards):
+        pq.write_table(pa.table({"uid": pa.array(uids, pa.string()), "url": [f"http://x/{k}/{i}" for i in range(len(uids))],
+                                 "text": ["a caption of some words"] * len(uids),
+                                 "original_width": [512] * len(uids), "original_height": [512] * len(uids)}),
+                       root / f"{k:05d}.parquet")
+    return root
+
+
+U = [f"{i:x}".rjust(32, "0") for i in (7, 3, 2 ** 64 + 5, 2 ** 127 + 1, 11)]
+
+
+@pytest.mark.parametrize("shards", [
+    [[U[0], U[1]], [U[2], U[0]], [U[3], U[1], U[1], U[4]]],          # repeats within and across shards
+    [[U[0], U[2], U[2]], [U[3], U[3], U[3], U[4]], [U[0], U[1]], [U[4]]],   # more repeats than are shown
+    [[U[0], "../x", None], [U[1].upper(), U[1]], ["../x", U[1]]],    # bad uids (and a repeat: bad ones first)
+])
+def test_the_uid_check_in_the_writing_pass_says_what_spark_uid_problems_says(spark, tmp_path, monkeypatch, shards):
+    """tic-filter checks the pool's uids in the pass that writes its output (uid pairs met by bucket);
+    the refusal names the same offenders, in the same order, as the one-aggregation check the other
+    tools run (ticcore.validate.spark_uid_problems), whatever the number of buckets."""
+    from curation import filter_job
+    from ticcore.errors import InputError
+    from ticcore.validate import spark_uid_problems
+
+    meta = _pool_of_shards(tmp_path / "meta", shards)
+    expected = spark_uid_problems(spark.read.parquet(str(meta)).select("uid"))
+    assert expected
+    for per_bucket in (1_000_000, 2):  # one bucket; several
+        monkeypatch.setattr(filter_job, "UIDS_PER_BUCKET", per_bucket)
+        with pytest.raises(InputError) as err:
+            run(spark, FilterConfig("basic", str(meta), str(tmp_path / "out")), log=lambda *_: None)
+        assert str(err.value) == f"{meta}: {expected}; the pool is refused"
+        assert not (tmp_path / "out").exists()
