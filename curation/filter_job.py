@@ -34,18 +34,19 @@ if __package__ in (None, ""):  # run as a file (spark-submit curation/filter_job
 
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+import pyarrow as pa  # noqa: E402
 import pyarrow.dataset as pads  # noqa: E402
 import pyarrow.parquet as pq  # noqa: E402
-from pyspark import StorageLevel  # noqa: E402
 from pyspark.sql import functions as F  # noqa: E402
 from pyspark.sql import types as T  # noqa: E402
+from pyspark.sql.pandas.types import to_arrow_schema  # noqa: E402
 
 from curation.datacomp_assets import load_centroids, load_target_features  # noqa: E402
 from curation.filters import (RECIPES, SCORE_COLUMNS, BasicFilter, Batch, Chain, ClipScoreFilter,  # noqa: E402
                               ClusterRecipe, ImageFilter, caption_stats, first_reasons, kmeans, nearest_centroid,
                               target_clusters)
-from curation.metadata import check_pool, check_shards, load_embeddings, npz_shape  # noqa: E402
-from ticcore.validate import ArgumentParser, number, spark_uid_problems  # noqa: E402
+from curation.metadata import check_pool, check_shards, load_embeddings, npz_shape, parquet_rows  # noqa: E402
+from ticcore.validate import DATACOMP_UID, ArgumentParser, number, offenders_problem, spark_uid_problems  # noqa: E402
 from ticcore.sparkio import staged_output, write_bytes, write_stats  # noqa: E402
 from ticcore.errors import InputError, report_user_errors, require_accounting  # noqa: E402
 from ticcore.datacomp_uids import pairs_from_hex_batches, write_uid_npy  # noqa: E402
@@ -214,38 +215,223 @@ def candidate_rows(cfg: FilterConfig, threshold, shard_index: dict[str, int]):
     return run
 
 
-def evaluate_rows(cfg: FilterConfig, threshold, centroids, targets, out_columns):
-    """mapInPandas body: per shard, every row with `filter` and `reason` (None = kept)."""
+def _chain(cfg: FilterConfig, threshold, centroids, targets) -> Chain:
+    image = ImageFilter(centroids, targets, cfg.cluster_recipe.word_count) if centroids is not None else None
+    return {"basic": Chain("basic", (BasicFilter(),)),
+            "clip": Chain("clip", (ClipScoreFilter(threshold, cfg.arch),)),
+            "image": Chain("image", (image,)),
+            "bestpool": Chain("bestpool", (ClipScoreFilter(threshold, cfg.arch), image))}[cfg.filter]
+
+
+def shard_reasons(cfg: FilterConfig, threshold, centroids, chain: Chain, path: str, table: pa.Table) -> np.ndarray:
+    """Per row of one shard: the first failing check's reason, or None (kept). Only the columns the
+    checks read become pandas; the rows themselves stay Arrow."""
+    checked = [c for c in ("text", "original_width", "original_height", *SCORE_COLUMNS.values())
+               if c in table.column_names]
+    rows = table.select(checked).to_pandas()
+    stats = _caption_stats(cfg, rows["text"]) if "text" in rows else None
+    b = Batch(rows, stats)
+    if chain.needs_embeddings:
+        cluster = np.full(len(rows), -1, np.int64)
+        emb = load_embeddings(Path(path), "l14_img", len(rows))
+        if emb is not None:
+            # Only rows that reach the image checks need a (costly) nearest-centroid search.
+            reach = _candidate_mask(cfg, threshold, rows, stats)
+            cluster[reach] = nearest_centroid(emb[reach], centroids)
+        b.nearest_cluster = cluster
+    return first_reasons(chain.checks(b), len(rows))
+
+
+@dataclass(frozen=True)
+class ShardOutputs:
+    """Where and how each task writes its shard's rows: OUT/kept/ and OUT/dropped/, one file per shard
+    (per first-seen year with --timestamps), rows sorted by uid; the columns and types a Spark write of
+    the same rows would have (`schema`: every column, `reason` and `first_seen_year` included)."""
+    out_dir: str
+    schema: pa.Schema
+    shard_index: dict   # shard path (resolved) -> its number, the file's name
+    filter_name: str
+    pool_columns: tuple  # the schema's columns that come from the shards
+
+    @property
+    def by_year(self) -> bool:
+        return "first_seen_year" in self.schema.names
+
+    def write(self, path: str, table: pa.Table, reasons: np.ndarray, first_seen: pa.Table | None = None) -> pa.Table:
+        """Write one shard's kept and dropped rows; return their counts per (reason, first_seen_year)."""
+        import pyarrow.compute as pc
+
+        columns = {f.name: _column(table, f) for f in self.schema if f.name in self.pool_columns}
+        if first_seen is not None:
+            # rows.join(first_seen, "uid", "inner"): the shard's rows first_seen names, then its columns
+            position = pd.Index(table["uid"].to_numpy(zero_copy_only=False)).get_indexer(
+                first_seen["uid"].to_numpy(zero_copy_only=False))
+            found = position >= 0
+            columns = {k: v.take(pa.array(position[found])) for k, v in columns.items()}
+            first_seen = first_seen.filter(pa.array(found))
+            columns.update({f.name: _column(first_seen, f) for f in self.schema
+                            if f.name in first_seen.column_names and f.name != "uid"})
+            reasons = reasons[position[found]]
+        columns["filter"] = pa.array([self.filter_name] * len(reasons), pa.string())
+        columns["reason"] = pa.array(reasons, pa.string())
+        rows = pa.table([columns[f.name] for f in self.schema], schema=self.schema).sort_by("uid")
+        kept = pc.is_null(rows["reason"])
+        name = f"part-{self.shard_index[str(Path(path).resolve())]:05d}.parquet"
+        self._write_part("kept", rows.filter(kept).drop_columns(["reason"]), name)
+        self._write_part("dropped", rows.filter(pc.invert(kept)), name)
+        years = rows["first_seen_year"] if self.by_year else pa.nulls(rows.num_rows, pa.int32())
+        counts = pa.table({"reason": rows["reason"], "first_seen_year": years}).group_by(
+            ["reason", "first_seen_year"], use_threads=False).aggregate([([], "count_all")])
+        return summary_table(counts.num_rows, kind=["count"] * counts.num_rows, reason=counts["reason"],
+                             first_seen_year=counts["first_seen_year"].cast(pa.int32()),
+                             count=counts["count_all"].cast(pa.int64()))
+
+    def _write_part(self, part: str, rows: pa.Table, name: str) -> None:
+        import pyarrow.compute as pc
+        import pyarrow.fs as pafs
+
+        fs, root = (pafs.LocalFileSystem(), str(local_path(self.out_dir))) if is_local(self.out_dir) \
+            else pafs.FileSystem.from_uri(self.out_dir)
+        if not self.by_year:
+            fs.create_dir(f"{root}/{part}", recursive=True)
+            pq.write_table(rows, f"{root}/{part}/{name}", filesystem=fs)
+            return
+        year = rows["first_seen_year"]
+        for y in pc.unique(year).to_pylist():
+            # Spark's layout: the partition column in the directory name, not in the file
+            sub = rows.filter(pc.is_null(year) if y is None else pc.equal(year, y)).drop_columns(["first_seen_year"])
+            directory = f"{root}/{part}/first_seen_year={'__HIVE_DEFAULT_PARTITION__' if y is None else y}"
+            fs.create_dir(directory, recursive=True)
+            pq.write_table(sub, f"{directory}/{name}", filesystem=fs)
+
+
+def _column(table: pa.Table, field: pa.Field) -> pa.ChunkedArray | pa.Array:
+    """`table`'s column as `field`'s type (null where the shard lacks it), as Spark casts a shard's rows
+    into the pool's schema."""
+    if field.name not in table.column_names:
+        return pa.nulls(table.num_rows, field.type)
+    col = table[field.name]
+    return col if col.type == field.type else col.cast(field.type, safe=False)
+
+
+# What the tasks return instead of rows (a few rows a shard, so the JVM moves next to nothing):
+#   count      rows per (reason, first_seen_year) of a shard
+# and, without --timestamps, the pool's uid check folded into the same pass:
+#   bad        a shard's first SHOWN distinct uids (sorted) that break DataComp's rule
+#   bad_total  how many of the shard's rows hold one
+#   uids       a shard's good uids of one bucket (`bucket` = hi % buckets), as `u8,u8` pairs
+#   repeat     (from `find_repeats`) a bucket's first SHOWN uids that occur more than once, with counts
+SUMMARY_SCHEMA = "kind string, reason string, first_seen_year int, uid string, count long, bucket int, uids binary"
+SUMMARY = T.StructType([T.StructField("kind", T.StringType()), T.StructField("reason", T.StringType()),
+                        T.StructField("first_seen_year", T.IntegerType()), T.StructField("uid", T.StringType()),
+                        T.StructField("count", T.LongType()), T.StructField("bucket", T.IntegerType()),
+                        T.StructField("uids", T.BinaryType())])  # SUMMARY_SCHEMA
+UIDS_PER_BUCKET = 4_000_000  # good uids one repeat-finding task holds (64 MB of pairs)
+
+
+def summary_table(n: int, **columns) -> pa.Table:
+    """`n` summary rows: the given columns (lists or arrays), nulls in the others."""
+    arrow = to_arrow_schema(SUMMARY)
+    return pa.table([pa.array(columns[f.name], f.type) if f.name in columns else pa.nulls(n, f.type)
+                     for f in arrow], schema=arrow)
+
+
+def write_shards(cfg: FilterConfig, threshold, centroids, targets, outputs: ShardOutputs, buckets: int):
+    """mapInArrow body: per shard (one path a row), its checks and its kept and dropped files, in one
+    pass in the task that reads it; yields the counts stats.json is made of and the shard's part of the
+    uid check. No row goes through the JVM: Spark only places the tasks."""
     def run(batches):
-        image = ImageFilter(centroids, targets, cfg.cluster_recipe.word_count) if centroids is not None else None
-        chain = {"basic": Chain("basic", (BasicFilter(),)),
-                 "clip": Chain("clip", (ClipScoreFilter(threshold, cfg.arch),)),
-                 "image": Chain("image", (image,)) if image else None,
-                 "bestpool": Chain("bestpool", (ClipScoreFilter(threshold, cfg.arch), image)) if image else None,
-                 }[cfg.filter]
+        chain = _chain(cfg, threshold, centroids, targets)
         for batch in batches:
-            for path in batch["path"]:
-                rows = _load_shard(path)
-                stats = _caption_stats(cfg, rows["text"]) if "text" in rows else None
-                b = Batch(rows, stats)
-                if chain.needs_embeddings:
-                    cluster = np.full(len(rows), -1, np.int64)
-                    emb = load_embeddings(Path(path), "l14_img", len(rows))
-                    if emb is not None:
-                        # Only rows that reach the image checks need a (costly) nearest-centroid search.
-                        reach = _candidate_mask(cfg, threshold, rows, stats)
-                        cluster[reach] = nearest_centroid(emb[reach], centroids)
-                    b.nearest_cluster = cluster
-                rows["filter"] = cfg.filter
-                rows["reason"] = first_reasons(chain.checks(b), len(rows))
-                for col in out_columns:
-                    if col not in rows:
-                        rows[col] = None
-                yield rows[list(out_columns)]
+            for path in batch.column("path").to_pylist():
+                table = pq.read_table(path)
+                reasons = shard_reasons(cfg, threshold, centroids, chain, path, table)
+                yield from outputs.write(path, table, reasons).to_batches()
+                yield from uid_summary(table["uid"], buckets).to_batches()
     return run
 
 
+def uid_summary(uids: pa.ChunkedArray, buckets: int) -> pa.Table:
+    """One shard's part of the pool's uid check: its bad uids (the first few, and how many rows), and its
+    good ones as binary `u8,u8` pairs, one row per bucket (`find_repeats` joins a bucket's rows)."""
+    import pyarrow.compute as pc
+
+    from ticcore.datacomp_uids import hex_to_pairs
+    from ticcore.validate import SHOWN
+
+    uids = uids.cast(pa.string())
+    good = pc.fill_null(pc.match_substring_regex(uids, f"^{DATACOMP_UID.pattern}$"), False)
+    pairs = hex_to_pairs(uids.filter(good))
+    bad = uids.filter(pc.invert(good))
+    first_bad = sorted(set(bad.to_pylist()), key=lambda u: (u is not None, u or ""))[:SHOWN]  # nulls first, as Spark
+    of_bucket = pairs["f0"] % np.uint64(buckets)
+    parts = [(b, pairs[of_bucket == b].tobytes()) for b in range(buckets)]
+    parts = [(b, blob) for b, blob in parts if blob]
+    kind = ["bad"] * len(first_bad) + (["bad_total"] if len(bad) else []) + ["uids"] * len(parts)
+    return summary_table(len(kind), kind=kind, uid=first_bad + [None] * (len(kind) - len(first_bad)),
+                         count=[None] * len(first_bad) + ([len(bad)] if len(bad) else []) + [None] * len(parts),
+                         bucket=[None] * (len(kind) - len(parts)) + [b for b, _ in parts],
+                         uids=[None] * (len(kind) - len(parts)) + [blob for _, blob in parts])
+
+
+def find_repeats(group: pa.Table) -> pa.Table:
+    """applyInArrow body over the summary grouped by bucket: a bucket's uid pairs joined and sorted, its
+    first SHOWN repeated uids (`repeat` rows, with their counts); the rows of no bucket pass as they are."""
+    from ticcore.datacomp_uids import UID_PAIR, pairs_to_hex
+    from ticcore.validate import SHOWN
+
+    if group.num_rows == 0 or group["bucket"][0].as_py() is None:
+        return group
+    pairs = np.frombuffer(b"".join(group["uids"].to_pylist()), UID_PAIR)
+    pairs = pairs[np.lexsort((pairs["f1"], pairs["f0"]))]  # (2x a structured np.sort's speed)
+    same = pairs[1:] == pairs[:-1]
+    repeated = np.unique(pairs[1:][same])[:SHOWN]
+    counts = [int((pairs == r).sum()) for r in repeated]
+    return summary_table(len(repeated), kind=["repeat"] * len(repeated), uid=list(pairs_to_hex(repeated)),
+                         count=counts)
+
+
+def summarise(summary, by_year: bool) -> tuple[list, str | None]:
+    """The tasks' summary rows, collected by the job that wrote the shards (the uid pairs met by bucket
+    on the way): the count rows, and the pool's uid problem (`ticcore.validate.offenders_problem`) or None."""
+    if by_year:  # --timestamps: count rows only (the pool's uids were checked before)
+        return summary.collect(), None
+    from ticcore.validate import SHOWN
+
+    rows = summary.groupBy("bucket").applyInArrow(find_repeats, SUMMARY_SCHEMA).drop("uids").collect()
+    n_bad = sum(r["count"] for r in rows if r["kind"] == "bad_total")
+    bad = sorted({r["uid"] for r in rows if r["kind"] == "bad"}, key=lambda u: (u is not None, u or ""))[:SHOWN]
+    repeats = sorted((r["uid"], r["count"]) for r in rows if r["kind"] == "repeat")[:SHOWN]
+    return [r for r in rows if r["kind"] == "count"], offenders_problem("datacomp", n_bad, bad, repeats)
+
+
+def write_timestamped_shards(cfg: FilterConfig, threshold, centroids, targets, outputs: ShardOutputs):
+    """applyInArrow body for --timestamps: one group = one shard's path and its first_seen rows."""
+    def run(group: pa.Table) -> pa.Table:
+        chain = _chain(cfg, threshold, centroids, targets)
+        path = _shard_path(group["path"][0].as_py())
+        table = pq.read_table(path)
+        reasons = shard_reasons(cfg, threshold, centroids, chain, path, table)
+        return outputs.write(path, table, reasons, group.drop_columns(["path"]))
+    return run
+
+
+def _shard_path(uri: str) -> str:
+    """input_file_name()'s URI as the local path the shard list names."""
+    from urllib.parse import unquote, urlparse
+
+    return str(Path(unquote(urlparse(uri).path) if uri.startswith("file:") else uri).resolve())
+
+
 # ------------------------------------------------------------------ the job
+
+def shard_paths_frame(spark, paths: list[str]):
+    """One row (`path`) per shard, one shard per partition, built in the JVM: a table made from Python
+    rows is a Python RDD, which costs a job of Python workers to read (~4 s on 1M rows, issue 27) and a
+    shuffle to spread it one shard a partition."""
+    return spark.range(0, len(paths), 1, len(paths)).select(
+        F.element_at(F.array(*[F.lit(p) for p in paths]), (F.col("id") + 1).cast("int")).alias("path"))
+
 
 def check_inputs(cfg: FilterConfig) -> list[Path]:
     if not is_local(cfg.input_dir) or not local_path(cfg.input_dir).is_dir():
@@ -289,18 +475,20 @@ def exact_threshold(scores_df, column: str, fraction: float, total_rows: int) ->
 
 def run(spark, cfg: FilterConfig, log=print) -> dict:
     shards = check_inputs(cfg)
-    paths = spark.createDataFrame([(str(s),) for s in shards], "path string").repartition(len(shards))
+    paths = shard_paths_frame(spark, [str(s) for s in shards])
     meta = spark.read.option("pathGlobFilter", "*.parquet").parquet(str(local_path(cfg.input_dir)))
-    problem = spark_uid_problems(meta.select("uid"))
-    if problem:
-        raise InputError(f"{cfg.input_dir}: {problem}; the pool is refused")
     first_seen = None
     if cfg.timestamps:
+        # (without --timestamps the uid check is part of the pass that writes the output: `summarise`)
+        problem = spark_uid_problems(meta.select("uid"))
+        if problem:
+            raise InputError(f"{cfg.input_dir}: {problem}; the pool is refused")
         first_seen = (spark.read.parquet(cfg.timestamps.rstrip("/") + "/first_seen")
                       .select("uid", *FIRST_SEEN.names))
     # The population the CLIP fraction and the clusters are computed over (None: the whole pool)
     population_uids = first_seen.select("uid") if cfg.timestamped_population else None
-    n_population = population_uids.count() if population_uids is not None else meta.count()
+    # the pool's rows from the footers check_pool read (a Spark count would be a job of its own)
+    n_population = population_uids.count() if population_uids is not None else sum(map(parquet_rows, shards))
     n_input = first_seen.count() if first_seen is not None else n_population
     if n_input == 0:
         raise InputError(f"{cfg.timestamps or cfg.input_dir}: the pool to filter has 0 rows; nothing was written")
@@ -321,24 +509,28 @@ def run(spark, cfg: FilterConfig, log=print) -> dict:
         centroids, targets, cluster_info = _image_clusters(cfg, paths, [str(s) for s in shards], population_uids,
                                                            threshold, log)
 
-    out_schema = T.StructType(meta.schema.fields + FILTER_VERDICT.spark_schema().fields)
-    rows = paths.mapInPandas(evaluate_rows(cfg, threshold, centroids, targets, out_schema.fieldNames()), out_schema)
+    # The rows' schema as Spark's evaluate-then-join plan would give it (uid first after the join);
+    # each task writes its shard's rows in it, so no row is sent to the JVM, persisted or shuffled.
+    fields = meta.schema.fields + FILTER_VERDICT.spark_schema().fields
     if first_seen is not None:
-        rows = rows.join(first_seen, "uid", "inner")
-    rows = rows.persist(StorageLevel.MEMORY_AND_DISK)
-    by_year = "first_seen_year" in rows.columns
+        fields = ([f for f in fields if f.name == "uid"] + [f for f in fields if f.name != "uid"]
+                  + [f for f in first_seen.schema.fields if f.name != "uid"])
+    schema = to_arrow_schema(T.StructType(fields), timezone="UTC")
     with staged_output(spark, cfg.output_dir, TOOL) as tmp:
-        for part, cond, cols in (("kept", F.col("reason").isNull(), [c for c in rows.columns if c != "reason"]),
-                                 ("dropped", F.col("reason").isNotNull(), rows.columns)):
-            out = rows.where(cond).select(*cols)
-            if by_year:
-                (out.repartition("first_seen_year").sortWithinPartitions("uid")
-                 .write.partitionBy("first_seen_year").parquet(f"{tmp}/{part}"))
-            else:
-                out.repartition(1).sortWithinPartitions("uid").write.parquet(f"{tmp}/{part}")
-        keys = ["reason"] + (["first_seen_year"] if by_year else [])
-        counts = rows.groupBy(*keys).count().collect()
-        rows.unpersist()
+        outputs = ShardOutputs(tmp, schema, {str(s.resolve()): i for i, s in enumerate(shards)}, cfg.filter,
+                               tuple(meta.columns))
+        if first_seen is None:
+            buckets = max(1, -(-n_input // UIDS_PER_BUCKET))
+            summary = paths.mapInArrow(write_shards(cfg, threshold, centroids, targets, outputs, buckets),
+                                       SUMMARY_SCHEMA)
+        else:
+            located = meta.select("uid", F.input_file_name().alias("path")).join(first_seen, "uid", "inner")
+            summary = located.groupBy("path").applyInArrow(
+                write_timestamped_shards(cfg, threshold, centroids, targets, outputs), SUMMARY_SCHEMA)
+        by_year = first_seen is not None
+        counts, problem = summarise(summary, by_year)
+        if problem:
+            raise InputError(f"{cfg.input_dir}: {problem}; the pool is refused")
         if centroids is not None:
             write_bytes(spark, f"{tmp}/centroids.npy", _npy_bytes(centroids))
         stats = _stats(cfg, counts, by_year, n_input, n_population, threshold, cluster_info, len(shards))

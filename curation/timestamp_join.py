@@ -33,7 +33,7 @@ from pyspark.sql import functions as F  # noqa: E402
 from curation import timestamps as ts  # noqa: E402
 from curation.extract import ExtractConfig, add_rule_args  # noqa: E402
 from curation.manifest import read_manifest  # noqa: E402
-from curation.metadata import check_pool  # noqa: E402
+from curation.metadata import check_pool, list_shards, parquet_rows  # noqa: E402
 from ticcore.validate import ArgumentParser, number, spark_uid_problems  # noqa: E402
 from ticcore.sparkio import staged_output, write_stats  # noqa: E402
 from curation.warc_reader import READERS, accounting_errors, all_inputs_failed, nest_stats  # noqa: E402
@@ -124,16 +124,18 @@ def run(spark, cfg: TimestampJoinConfig, log=print) -> dict:
     todo = [p for p in dict.fromkeys(paths) if p not in prev_files]
     log(f"[{TOOL}] {len(paths)} WARC files in the manifest, {len(todo)} to read"
         + (f", {len(paths) - len(todo)} already in {cfg.previous}" if cfg.previous else ""))
-    todo, candidates, counters = _extract(spark, cfg, todo)
+    todo, candidates, counters, snapshots = _extract(spark, cfg, todo)
     for key, value in prev_counters.items():
         counters[key] = counters.get(key, 0) + int(value)
 
-    n_pool = pool.count()  # from the parquet footers
-    rows = _pool_rows(spark, cfg, pool, candidates, n_pool)
+    # from the footers check_metadata_local read (a Spark count is a job of its own)
+    n_pool = sum(map(parquet_rows, list_shards(local_path(cfg.metadata_dir)))) if is_local(cfg.metadata_dir) \
+        else pool.count()
+    rows = _pool_rows(spark, cfg, pool, candidates, snapshots, n_pool)
     files_df = spark.createDataFrame([(p,) for p in sorted(set(todo) | prev_files)], WARC_FILES.spark_ddl())
     with staged_output(spark, cfg.output_dir, TOOL) as tmp:
         _write_outputs(cfg, tmp, rows, candidates if todo else None, files_df)
-        join, by_year = _join_counts(spark, tmp, rows, n_pool)
+        join, by_year = _join_counts(rows, n_pool)
         rows.unpersist()
         failed = all_inputs_failed(counters)
         if failed:
@@ -180,8 +182,8 @@ def _previous(spark, cfg: TimestampJoinConfig) -> tuple[set[str], dict[str, int]
 
 
 def _extract(spark, cfg: TimestampJoinConfig, todo: list[str]):
-    """(the files read, their candidates, their WARC counters). A Hadoop file that does not exist is
-    counted as missing and not read."""
+    """(the files read, their candidates, their WARC counters, their sorted snapshot ids). A Hadoop file
+    that does not exist is counted as missing and not read."""
     counters: dict[str, int] = {}
     hadoop = not all(is_local(p) for p in todo)
     if hadoop:  # the driver checks existence, so one missing file does not fail binaryFiles
@@ -195,16 +197,17 @@ def _extract(spark, cfg: TimestampJoinConfig, todo: list[str]):
                 counters["files.failed.missing"] = counters.get("files.failed.missing", 0) + 1
         todo = present
     if not todo:
-        return todo, spark.createDataFrame([], ts.CANDIDATE_SCHEMA), counters
+        return todo, spark.createDataFrame([], ts.CANDIDATE_SCHEMA), counters, []
     candidates, counter_df = ts.extract_candidates(spark, todo, cfg.extract, cfg.partitions, hadoop_paths=hadoop)
-    for row in counter_df.collect():
-        counters[row.stat_key] = counters.get(row.stat_key, 0) + int(row.stat_value)
-    return todo, candidates, counters
+    found, snapshots = ts.split_counters(counter_df.collect())
+    for key, value in found.items():
+        counters[key] = counters.get(key, 0) + value
+    return todo, candidates, counters, snapshots
 
 
-def _pool_rows(spark, cfg: TimestampJoinConfig, pool, candidates, n_pool: int):
+def _pool_rows(spark, cfg: TimestampJoinConfig, pool, candidates, snapshots: list[str], n_pool: int):
     """`timestamps.pool_sightings` of this run's candidates, folded into --previous's sightings (persisted)."""
-    rows = ts.pool_sightings(candidates, pool, partitions=ts.join_partitions(spark, n_pool))
+    rows = ts.pool_sightings(candidates, pool, partitions=ts.join_partitions(spark, n_pool), snapshots=snapshots)
     if cfg.previous:
         prev = cfg.previous.rstrip("/")
         sightings_df = ts.fold_sightings(spark.read.parquet(prev + "/sightings"), ts.pair_sightings(rows))
@@ -232,14 +235,19 @@ def _write_outputs(cfg: TimestampJoinConfig, tmp: str, rows, candidates, files_d
     files_df.repartition(1).sortWithinPartitions("warc_file").write.parquet(tmp + "/warc_files")
 
 
-def _join_counts(spark, tmp: str, rows, n_pool: int) -> tuple[dict, dict[str, int]]:
-    """(stats.json's `join`, matched rows per first-seen year), counted from the written outputs."""
-    first = spark.read.parquet(tmp + "/first_seen")
-    by_year = {str(r.first_seen_year): int(r["count"])
-               for r in first.groupBy("first_seen_year").count().orderBy("first_seen_year").collect()}
+def _join_counts(rows, n_pool: int) -> tuple[dict, dict[str, int]]:
+    """(stats.json's `join`, matched rows per first-seen year): one aggregation over the persisted rows
+    that first_seen/ and unmatched/ were written from (`split_matched`'s rule: matched = a first-seen
+    time), so no output is read back and counting is one small job."""
+    matched = F.col("first_seen_time").isNotNull()
+    groups = (rows.groupBy(F.when(matched, F.year("first_seen_time").cast("int")).alias("year"),
+                           matched.alias("matched"))
+              .agg(F.count(F.lit(1)).alias("rows"), F.sum(F.col("url_seen").cast("long")).alias("url_seen"))
+              .collect())
+    by_year = {str(r.year): int(r.rows) for r in sorted((r for r in groups if r.matched), key=lambda r: r.year)}
     n_matched = sum(by_year.values())
-    n_unmatched = spark.read.parquet(tmp + "/unmatched").count()
-    n_url_only = rows.where("url_seen").count()
+    n_unmatched = sum(int(r.rows) for r in groups if not r.matched)
+    n_url_only = sum(int(r.url_seen or 0) for r in groups)
     return {"datacomp_rows": n_pool, "matched": n_matched, "unmatched": n_unmatched,
             "matched_on_url_alone": n_url_only, "url_matches_with_other_text": n_url_only - n_matched}, by_year
 

@@ -25,8 +25,9 @@ from ticcore.errors import InputError
 from ticcore.schemas import CANDIDATES, MATCHED, POOL_KEYS, SIGHTINGS, UNMATCHED, Contract
 
 CANDIDATE_SCHEMA = CANDIDATES.spark_schema()
-# Extraction emits image rows and counter rows through one DataFrame, so that counters are summed
-# with a groupBy (exact, retry-safe) rather than with accumulators.
+# Extraction emits image rows, counter rows and each partition's snapshot ids through one DataFrame,
+# so that counters are summed with a groupBy (exact, retry-safe) rather than with accumulators, and
+# the join learns the snapshot ids in the same job.
 _TAGGED_SCHEMA = (Contract("kind", (("kind", "string"),)) + CANDIDATES
                   + Contract("stat", (("stat_key", "string"), ("stat_value", "int64")))).spark_schema()
 # Columns whose values are (nearly) all distinct: written without parquet dictionaries.
@@ -35,8 +36,12 @@ NEARLY_UNIQUE_COLUMNS = ("uid", "url", "text", "first_seen_time", "last_seen_tim
 POOL_SIGHTING_COLUMNS = ("uid", *SIGHTINGS.names, "url_seen")
 
 
+SNAPSHOT_INDEX = CANDIDATES.names.index("snapshot")
+
+
 def _tagged_partition(paths, cfg: ExtractConfig, from_bytes: bool):
     stats = ExtractStats()
+    snapshots = set()
     for item in paths:
         if from_bytes:  # (path, file content) from SparkContext.binaryFiles
             path, content = item
@@ -45,15 +50,21 @@ def _tagged_partition(paths, cfg: ExtractConfig, from_bytes: bool):
         else:
             rows = extract_file(item, stats, cfg)
         for row in rows:
+            snapshots.add(row[SNAPSHOT_INDEX])
             yield ("img",) + row + (None, None)
     for key, value in stats.items():
         yield ("stat",) + (None,) * len(CANDIDATES.names) + (key, int(value))
+    # the partition's snapshot ids, so the join's snapshot list comes with the counters (no job of its own)
+    for snapshot in snapshots - {None}:
+        yield ("snapshot",) + (None,) * len(CANDIDATES.names) + (snapshot, 0)
 
 
 def extract_candidates(spark: SparkSession, paths: list[str], cfg: ExtractConfig = ExtractConfig(),
                        partitions: int | None = None, hadoop_paths: bool = False) -> tuple[DataFrame, DataFrame]:
     """(candidates, counters) for WARC files. Local paths are opened by the Python workers;
     with `hadoop_paths` they are read through Spark's Hadoop file systems (hdfs://, s3a://, ...).
+    `counters` (kind, stat_key, stat_value) holds ExtractStats' counters (kind `stat`) and the
+    candidates' distinct snapshot ids (kind `snapshot`, the id as stat_key); `split_counters` parts them.
 
     The tagged frame is persisted, so extraction runs once for both results.
     """
@@ -66,9 +77,15 @@ def extract_candidates(spark: SparkSession, paths: list[str], cfg: ExtractConfig
         rdd = sc.parallelize(paths, n).mapPartitions(lambda it: _tagged_partition(it, cfg, False))
     tagged = spark.createDataFrame(rdd, _TAGGED_SCHEMA).persist(StorageLevel.MEMORY_AND_DISK)
     candidates = tagged.where(F.col("kind") == "img").select(*CANDIDATES.names)
-    counters = (tagged.where(F.col("kind") == "stat").groupBy("stat_key")
+    counters = (tagged.where(F.col("kind") != "img").groupBy("kind", "stat_key")
                 .agg(F.sum("stat_value").alias("stat_value")))
     return candidates, counters
+
+
+def split_counters(rows) -> tuple[dict[str, int], list[str]]:
+    """`extract_candidates`' collected counters: (ExtractStats' counters, the sorted snapshot ids)."""
+    counters = {r.stat_key: int(r.stat_value) for r in rows if r.kind == "stat"}
+    return counters, sorted(r.stat_key for r in rows if r.kind == "snapshot")
 
 
 NO_SNAPSHOT = "\uffff"  # sorts after every snapshot id, so a known snapshot wins a tie
@@ -110,7 +127,8 @@ def join_partitions(spark: SparkSession, pool_rows: int) -> int | None:
     return needed if needed > configured else None
 
 
-def pool_sightings(candidates: DataFrame, pool: DataFrame, partitions: int | None = None) -> DataFrame:
+def pool_sightings(candidates: DataFrame, pool: DataFrame, partitions: int | None = None,
+                   snapshots: list[str] | None = None) -> DataFrame:
     """Per pool row: how the crawl saw its exact (url, text) pair, and whether it saw its URL at all.
 
     One shuffle: candidates are joined to the pool on url (the pool side hashed), and the
@@ -118,11 +136,12 @@ def pool_sightings(candidates: DataFrame, pool: DataFrame, partitions: int | Non
     first_seen_time, first_seen_snapshot, last_seen_time (null when never seen), snapshots (sorted
     distinct ids), n_images (matching <img> rows), url_seen (bool).
 
-    The candidates' snapshot ids are found first (one small job).
+    `snapshots`: the candidates' distinct snapshot ids, sorted, when known (the job has them from
+    `extract_candidates`' counters); else they are found first (one small job).
     `partitions`: hash-partition both sides into this many partitions (see `join_partitions`).
     """
     spark = candidates.sparkSession
-    ids = snapshot_ids(candidates)
+    ids = snapshot_ids(candidates) if snapshots is None else snapshots
     if len(ids) > MAX_SNAPSHOTS:
         raise InputError(f"{len(ids)} distinct snapshots in one run; at most {MAX_SNAPSHOTS} are supported")
     # Built in the JVM (a table made from Python rows is a Python RDD: every run of the join

@@ -77,7 +77,7 @@ def spark_uid_problems(df, rule: str = "datacomp") -> str | None:
     """`uid_problems` for a DataFrame with a `uid` column: one aggregation, the first few offenders."""
     from pyspark.sql import functions as F  # only the Spark jobs call this; pyspark costs ~0.4 s to import
 
-    pattern, says = UID_RULES[rule]
+    pattern = UID_RULES[rule][0]
     # One pass over the pool in the usual (clean) case: uids grouped once, bad ones and repeats both read
     # off the groups. Only a refused pool pays for the count of its bad rows.
     offenders = (df.groupBy("uid").count()
@@ -88,8 +88,19 @@ def spark_uid_problems(df, rule: str = "datacomp") -> str | None:
         return None
     if first[0]["bad"]:
         n_bad = offenders.where("bad").agg(F.sum("count")).collect()[0][0]
-        return f"{n_bad} uid(s) are not {says}: {_show(r.uid for r in first if r['bad'])}"
-    return "uid(s) repeat: " + ", ".join(f"{r.uid!r} ({r['count']} times)" for r in first)
+        return offenders_problem(rule, n_bad, [r.uid for r in first if r["bad"]], [])
+    return offenders_problem(rule, 0, [], [(r.uid, r["count"]) for r in first])
+
+
+def offenders_problem(rule: str, n_bad: int, first_bad: list, first_repeats: list[tuple[str, int]]) -> str | None:
+    """The message for a pool's uid offenders found by a distributed pass (`spark_uid_problems`, or
+    tic-filter's, which checks them in its one pass over the pool): how many break the rule and the first
+    few of them (sorted), else the first few repeated uids (sorted) with their counts; None if neither."""
+    if n_bad:
+        return f"{n_bad} uid(s) are not {UID_RULES[rule][1]}: {_show(first_bad[:SHOWN])}"
+    if first_repeats:
+        return "uid(s) repeat: " + ", ".join(f"{u!r} ({n} times)" for u, n in first_repeats[:SHOWN])
+    return None
 
 
 # ------------------------------------------------------------------ column types
