@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.sentence import BATCH_SIZE, check_model_path, encode
+from benchmarks.sentence import check_model_path, encode
 from benchmarks.wordnet import cache_dir, reader
 from ticcore.outputs import atomic_file, atomic_write, reclaim_stale
 
@@ -97,7 +97,7 @@ def categories(min_hyponyms: int = 50) -> list[dict]:
 class CaptionEmbeddings:
     """Sentence embeddings of captions, cached on disk per caption hash (one .npz per call's new captions)."""
 
-    def __init__(self, model_path: str | None = None, cache: Path | None = None, batch_size: int = BATCH_SIZE):
+    def __init__(self, model_path: str | None = None, cache: Path | None = None, batch_size: int | None = None):
         self.model_path, self.batch_size = model_path, batch_size
         self.cache = cache or cache_dir() / "caption_embeddings" / self._model_key()
         self.known: dict[str, np.ndarray] = {}
