@@ -33,6 +33,8 @@ def main(argv=None) -> int:
     ap.add_argument("--budget-samples", type=int, default=PretrainConfig.budget_samples)
     ap.add_argument("--batch-size", type=int, default=PretrainConfig.batch_size)
     ap.add_argument("--lr", type=float, default=PretrainConfig.lr)
+    ap.add_argument("--warmup", type=int, default=PretrainConfig.warmup, help="iterations of linear warm-up")
+    ap.add_argument("--schedule", default=PretrainConfig.schedule, choices=("cosine", "const-cosine"))
     ap.add_argument("--eval-every", type=int, default=25_000)
     ap.add_argument("--workers", type=int, default=0, help="data-loading processes (0: in the training process, "
                     "so its CPU time counts everything)")
@@ -40,7 +42,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     out = args.out or tempfile.mkdtemp(prefix="bench-pretrain-") + "/run"
     cfg = PretrainConfig(data=args.data, out=out, model=args.model, pool=args.pool, budget_samples=args.budget_samples,
-                         batch_size=args.batch_size, lr=args.lr, eval_every=args.eval_every, workers=args.workers,
+                         batch_size=args.batch_size, lr=args.lr, warmup=args.warmup, schedule=args.schedule, eval_every=args.eval_every, workers=args.workers,
                          threads=args.threads)
     m = pretrain(cfg, log=lambda line: print(line, file=sys.stderr, flush=True))
     n_static = len({int(c) for c in _static_classes(Path(args.data))}) or 112

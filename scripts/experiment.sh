@@ -1,14 +1,33 @@
 #!/usr/bin/env bash
-# The sample-world experiment: every tic-train method on the demo world's yearly steps with the tiny
-# model at one equal budget, then the Table-2-style report and heatmaps in demo-out/experiment/.
-# Runs the demo first if its shards are missing. Extra arguments go to `tic-train experiment`
-# (e.g. --methods sequential cumulative-all).
+# The sample-world experiment (docs/results/sample-world.md): the paper's continual methods on the demo
+# world's yearly steps at one equal budget (training/configs/sample-world.yaml), two training seeds, then
+# the Table-2-style report (mean and spread over the seeds) and heatmaps in demo-out/experiment/.
+#   1. an original pretrained on the first step (2014-2016) only: the warm start every method shares;
+#   2. `tic-train experiment --seeds 0 1 --init` with the paper's six methods, one process per seed.
+# Runs the demo first if its shards are missing. EXPERIMENT_METHODS overrides the method list; extra
+# arguments go to `tic-train experiment`. About 70 minutes on 2 cores.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-OUT=demo-out
+OUT=${DEMO_OUT:-demo-out}
 [ -f "$OUT/shards/steps.json" ] || scripts/demo.sh
 . scripts/env.sh
-echo "[experiment] tic-train experiment --data $OUT/shards --out $OUT/experiment --config training/configs/sample-world.yaml $*"
-tic-train experiment --data "$OUT/shards" --out "$OUT/experiment" --config training/configs/sample-world.yaml "$@"
-tic-sql sql/training.sql --var root="$OUT/experiment" --run buffer_sizes
-echo "[experiment] report: $OUT/experiment/report.md"
+EXP="$OUT/experiment"
+METHODS=${EXPERIMENT_METHODS:-sequential cumulative-all cumulative-exp cumulative-equal oracle restart}
+FIRST=$(python -c "import json,sys; print(json.load(open(sys.argv[1]))['steps'][0])" "$OUT/shards/steps.json")
+mkdir -p "$EXP"
+echo "[experiment] original on the first step ($FIRST) only: $EXP/original"
+OMP_NUM_THREADS=2 tic-train pretrain --data "$OUT/shards" --out "$EXP/original" --pool unfiltered \
+  --steps-filter "$FIRST" --budget-samples 250000 --batch-size 256 --warmup 150 --workers 0 --threads 2 \
+  2> "$EXP/original.log" || { tail -20 "$EXP/original.log" >&2; exit 1; }
+pids=()
+for seed in 0 1; do  # one single-threaded process per seed: two cores, two seeds at once
+  OMP_NUM_THREADS=1 tic-train experiment --data "$OUT/shards" --out "$EXP" \
+    --config training/configs/sample-world.yaml --init "$EXP/original/original.pt" --seeds "$seed" \
+    --methods $METHODS "$@" > "$EXP/seed-$seed.log" 2>&1 &
+  pids+=($!)
+done
+for pid in "${pids[@]}"; do wait "$pid" || { tail -20 "$EXP"/seed-*.log >&2; exit 1; }; done
+runs=()
+for seed in 0 1; do for m in $METHODS; do runs+=("$EXP/seed-$seed/$m"); done; done
+tic-train report "${runs[@]}" --out "$EXP/report.md"
+echo "[experiment] report: $EXP/report.md"

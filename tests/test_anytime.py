@@ -75,7 +75,9 @@ def test_other_loss_on_hand_made_logits():
     # term 1: CE over [2, 0, -1, 0.5] with target 0; term 2: CE over [0, -1, 0.5] (label removed), target other
     t1 = -math.log(math.exp(2) / (math.exp(2) + 1 + math.exp(-1) + math.exp(0.5)))
     t2 = -math.log(math.exp(0.5) / (1 + math.exp(-1) + math.exp(0.5)))
-    assert other_loss(logits, other, target).item() == pytest.approx(t1 + t2, rel=1e-6)
+    assert other_loss(logits, other, target, weight=1.0).item() == pytest.approx(t1 + t2, rel=1e-6)
+    # AnytimeCL's default weighs the calibration term 0.1 (its models/losses.py and base_options.py)
+    assert other_loss(logits, other, target).item() == pytest.approx(t1 + 0.1 * t2, rel=1e-6)
     batch = torch.tensor([[2.0, 0.0, -1.0], [0.0, 3.0, 1.0]])
     both = other_loss(batch, other, torch.tensor([0, 1]))
     assert both.item() == pytest.approx((other_loss(batch[:1], other, torch.tensor([0])).item()

@@ -83,3 +83,29 @@ def test_run_init_starts_from_the_original_and_refuses_another_model(pretrained,
     assert weights and all(torch.allclose(before[k], after[k], rtol=0, atol=1e-6) for k in weights)
     fresh = create_model("tic-pico", "cpu")[0].state_dict()  # (which a random start would not)
     assert not all(torch.allclose(before[k], fresh[k], rtol=0, atol=1e-6) for k in weights)
+
+
+def test_pretrain_on_chosen_steps_reads_only_their_shards(shards_dir, tmp_path, monkeypatch):
+    """`steps_filter`: an original for a warm-started experiment sees the first step only."""
+    from training import pretrain as pretrain_module
+    from training.data import find_steps
+    from training.pretrain import PretrainConfig
+
+    first = find_steps(shards_dir, "unfiltered")[0]
+    read = []
+
+    class Recording(pretrain_module.BufferStream):
+        def __init__(self, shards, *a, **k):
+            read.extend(shards)
+            super().__init__(shards, *a, **k)
+
+    cfg = PretrainConfig(data=str(shards_dir), out=str(tmp_path / "first"), budget_samples=64, batch_size=32,
+                         eval_every=0, warmup=1, workers=0, steps_filter=[first.label])
+    said = []
+    monkeypatch.setattr(pretrain_module, "BufferStream", Recording)
+    pretrain_module.pretrain(cfg, log=said.append)
+    assert read == list(first.shards) and "on 1 steps of unfiltered" in said[0]
+    assert json.loads((tmp_path / "first" / "config.json").read_text())["steps_filter"] == [first.label]
+    assert pretrain_module.pretrain(cfg, log=QUIET)["iterations"] == 2  # resumed as done, same config
+    with pytest.raises(Exception, match="schedule"):
+        PretrainConfig(data=".", out=".", schedule="linear")

@@ -337,3 +337,25 @@ def test_embed_writes_the_checkpoints_image_embeddings(shards_dir, tmp_path, cap
         err = capsys.readouterr().err.strip()
         assert message in err and len(err.splitlines()) == 1, err
     assert not (tmp_path / "bad").exists()
+
+
+def test_an_experiment_over_two_seeds_reports_each_methods_mean_and_spread(shards_dir, tmp_path):
+    from training.cli import main
+
+    cfg = tmp_path / "exp.yaml"
+    cfg.write_text("pool: unfiltered\nbatch_size: 16\nwarmup: 2\nworkers: 0\nmax_steps: 2\ndeterministic: true\n"
+                   "checkpoint_every: 0\neval_batch_size: 64\n")
+    out = tmp_path / "exp"
+    assert main(["experiment", "--data", str(shards_dir), "--out", str(out), "--config", str(cfg),
+                 "--budget-samples", "192", "--methods", "sequential", "--seeds", "0", "1"]) == 0
+    runs = [out / f"seed-{s}" / "sequential" for s in (0, 1)]
+    assert [json.loads((r / "config.json").read_text())["seed"] for r in runs] == [0, 1]
+    backward = [json.loads((r / "metrics.json").read_text())["tasks"]["retrieval"]["backward"] for r in runs]
+    report = (out / "report.md").read_text()
+    row = next(line for line in report.splitlines() if line.startswith("| sequential (2 seeds)"))
+    cell = row.split(" | ")[3]  # Retrieval backward: "mean (spread)"
+    assert cell == f"{np.mean(backward):.2f} ({max(backward) - min(backward):.2f})"
+    assert "## sequential, seed 0" in report and "## sequential, seed 1" in report
+    # --seed and --seeds together: one line, exit 2, nothing run
+    assert main(["experiment", "--data", str(shards_dir), "--out", str(tmp_path / "x"), "--seed", "0",
+                 "--seeds", "1"]) == 2 and not (tmp_path / "x").exists()

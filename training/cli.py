@@ -25,7 +25,7 @@ import typing
 from pathlib import Path
 
 from ticcore.validate import ArgumentParser, number
-from ticcore.errors import report_user_errors
+from ticcore.errors import InputError, report_user_errors
 
 from .anytime.compare import compare
 from .anytime.run import REPLAY_MODES, AnytimeConfig
@@ -81,6 +81,9 @@ def _add_pretrain_options(p: argparse.ArgumentParser) -> None:
     hints = typing.get_type_hints(PretrainConfig)
     for f in dataclasses.fields(PretrainConfig):
         base = _base_type(hints[f.name])
+        if f.name == "steps_filter":
+            p.add_argument("--steps-filter", nargs="+", default=None, type=str)
+            continue
         p.add_argument("--" + f.name.replace("_", "-"), type=number(base) if base in (int, float) else base,
                        default=None, required=f.default is dataclasses.MISSING)
 
@@ -115,6 +118,10 @@ def build_parser() -> argparse.ArgumentParser:
     exp.add_argument("--budget-macs", type=number(float, 0, lo_open=True))
     exp.add_argument("--pool", default=None)
     exp.add_argument("--seed", type=number(int, 0), default=None)
+    exp.add_argument("--seeds", type=number(int, 0), nargs="+", default=None,
+                     help="run every method once per seed (OUT/seed-S/METHOD); the report gives each method's "
+                          "mean over the seeds and their spread (max - min)")
+    exp.add_argument("--init", default=None, help="warm-start every method from this checkpoint (run --init)")
     _add_pretrain_options(sub.add_parser("pretrain", help="an original model trained on every step at once "
                                                           "(AnytimeCL's starting point, a warm start for run --init)"))
     for name, text in (("anytime", "AnytimeCL: online learning on the time-ordered labelled stream"),
@@ -137,16 +144,22 @@ def config_from_args(args) -> TrainConfig:
 
 
 def _experiment(args) -> None:
+    if args.seeds and args.seed is not None:
+        raise InputError("give --seed or --seeds, not both")
     shared = {"data": args.data, "budget_samples": args.budget_samples, "budget_macs": args.budget_macs,
-              "pool": args.pool, "seed": args.seed}
-    dirs = []
-    for method in args.methods:
-        over = {**shared, "method": method, "out": str(Path(args.out) / method)}
-        cfg = (TrainConfig.from_yaml(args.config, over) if args.config
-               else TrainConfig.from_dict({k: v for k, v in over.items() if v is not None}))
+              "pool": args.pool, "init": args.init}
+    # one seed keeps the flat layout OUT/METHOD; several nest it, OUT/seed-S/METHOD
+    runs = ([(args.seed, Path(args.out))] if not args.seeds
+            else [(s, Path(args.out) / f"seed-{s}") for s in dict.fromkeys(args.seeds)])
+    configs = []
+    for seed, base in runs:  # every config is built (and validated) before the first run starts
+        for method in args.methods:
+            over = {**shared, "seed": seed, "method": method, "out": str(base / method)}
+            configs.append(TrainConfig.from_yaml(args.config, over) if args.config
+                           else TrainConfig.from_dict({k: v for k, v in over.items() if v is not None}))
+    for cfg in configs:
         run(cfg)
-        dirs.append(cfg.out)
-    print(write_report(dirs, Path(args.out) / "report.md"))
+    print(write_report([cfg.out for cfg in configs], Path(args.out) / "report.md"))
 
 
 def _compare(args) -> None:

@@ -80,17 +80,24 @@ class SplitCLIP(torch.nn.Module):
         return self._head(self.original_block, tokens)
 
 
-def other_loss(logits: torch.Tensor, other_logit: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Cross-entropy over [candidates, other] with the true label as target, plus cross-entropy over the
-    candidates without the true label, plus other, with "other" as target.
-    logits (B, C) over the candidates, target (B,) column indices into them."""
+def other_loss(logits: torch.Tensor, other_logit: torch.Tensor, target: torch.Tensor,
+               weight: float = 0.1) -> torch.Tensor:
+    """Cross-entropy over [candidates, other] with the true label as target, plus `weight` times the
+    cross-entropy over the candidates without the true label, plus other, with "other" as target.
+    logits (B, C) over the candidates, target (B,) column indices into them.
+
+    The calibration term's weight is AnytimeCL's own, 0.1 (`jessemelpolio/AnytimeCL`,
+    `models/losses.py` OpenSetCrossEntropyLossWithOtherLogit and `options/base_options.py`
+    `--other_class_calibration_loss_weight`, which every script of the release passes as 0.1). At weight 1
+    the term pushes every wrong label below "other" as hard as the first pushes the true one up, and on the
+    sample web's Net stream the tuned model fell 9 points below plain cross-entropy."""
     b, c = logits.shape
     other = other_logit.expand(b, 1)
     with_other = torch.cat([logits, other], dim=1)
     first = F.cross_entropy(with_other, target)
     masked = with_other.masked_fill(F.one_hot(target, c + 1).bool(), float("-inf"))
     second = F.cross_entropy(masked, torch.full_like(target, c))
-    return first + second
+    return first + weight * second
 
 
 def tuned_probabilities(logits: torch.Tensor, other_logit: torch.Tensor | None) -> torch.Tensor:

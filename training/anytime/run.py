@@ -61,6 +61,7 @@ class AnytimeConfig:
     lr: float = 1e-4
     weight_decay: float = 0.0
     other_loss: bool = True          # ablation: plain cross-entropy when off
+    other_weight: float = 0.1        # the "other" calibration term's weight (AnytimeCL's default, see other_loss)
     ocw: bool = True                 # ablation: no mixing with the original when off
     replay: str = "compressed"       # compressed | raw (uncompressed tokens) | none (sequential fine-tuning)
     pca_k: int = 5
@@ -74,6 +75,7 @@ class AnytimeConfig:
 
     def __post_init__(self):
         check_config_numbers(self, {"lr": (0, None, True), "weight_decay": (0, None), "eta": (0, 1),
+                                    "other_weight": (0, None),
                                     "max_examples": (1, None), "seed": (0, None)})
         if self.replay not in REPLAY_MODES:
             raise InputError(f"--replay must be one of {', '.join(REPLAY_MODES)}, got {self.replay!r}")
@@ -228,7 +230,7 @@ def learn_one(split: SplitCLIP, optimizer, store: ReplayStore | None, predictor:
             labels = labels + replay_labels.tolist()
         target = torch.from_numpy(np.searchsorted(train_cols, predictor.columns(labels))).to(x.device)
         logits = split.logit_scale * split.tuned_features(tokens) @ text[cols_t].T
-        loss = other_loss(logits, split.other_bias, target) if cfg.other_loss else F.cross_entropy(logits, target)
+        loss = other_loss(logits, split.other_bias, target, cfg.other_weight) if cfg.other_loss else F.cross_entropy(logits, target)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
