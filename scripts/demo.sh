@@ -76,8 +76,8 @@ tic-train metrics "$OUT/train-demo/matrix_retrieval.csv"
 tic-sql sql/training.sql --var root="$OUT/train-demo" --run buffer_sizes
 echo "[demo] 10/10 AnytimeCL: online learning on TiC-DataComp-Net in time order, from a pretrained original"
 # The original is `tic-train pretrain` on a sample web (tic-pico, static zero-shot far above chance). Training it takes
-# ~30 CPU-minutes, so by default the demo uses the one the repository ships (tests/fixtures/original, built by
-# scripts/build_test_original.py and described in its original.json); DEMO_PRETRAIN_SAMPLES=400000 trains it here.
+# ~27 minutes on 2 cores, so by default the demo uses the one the repository ships (tests/fixtures/original, built by
+# scripts/build_test_original.py and described in its original.json); DEMO_PRETRAIN_SAMPLES=640000 trains it here.
 if [ -n "${DEMO_PRETRAIN_SAMPLES:-}" ]; then
   tic-train pretrain --data "$OUT/shards" --out "$OUT/pretrain" --pool unfiltered \
     --budget-samples "$DEMO_PRETRAIN_SAMPLES" 2> "$OUT/pretrain.log" || { tail -20 "$OUT/pretrain.log" >&2; exit 1; }
