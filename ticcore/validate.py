@@ -183,6 +183,15 @@ def check_config_numbers(cfg, ranges: dict[str, tuple] | None = None) -> None:
         object.__setattr__(cfg, f.name, value)
 
 
+def config_from_dict(cls, d: dict, what: str = "config key(s)"):
+    """A frozen config dataclass from a mapping (a config.json, YAML, flags); keys it does not know are
+    one InputError naming them ("unknown <what>: a, b"), not a TypeError from the constructor."""
+    unknown = set(d) - {f.name for f in dataclasses.fields(cls)}
+    if unknown:
+        raise InputError(f"unknown {what}: {', '.join(sorted(unknown))}")
+    return cls(**d)
+
+
 class ArgumentParser(argparse.ArgumentParser):
     """argparse, with a usage error on one line (`PROG: error: MESSAGE`, exit 2), like every other error."""
 

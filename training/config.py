@@ -2,13 +2,13 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import yaml
 
 from ticcore.errors import InputError
-from ticcore.validate import check_config_numbers
+from ticcore.validate import check_config_numbers, config_from_dict
 
 from . import methods
 
@@ -95,11 +95,7 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = set(d) - known
-        if unknown:
-            raise InputError(f"unknown config key(s): {', '.join(sorted(unknown))}")
-        return cls(**d)
+        return config_from_dict(cls, d)
 
     @classmethod
     def from_yaml(cls, path: str, overrides: dict) -> "TrainConfig":

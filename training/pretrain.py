@@ -16,7 +16,7 @@ import contextlib
 import csv
 import json
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +24,7 @@ import torch
 
 from ticcore.errors import InputError
 from ticcore.outputs import atomic_file, open_run_dir, write_json
-from ticcore.validate import check_config_numbers
+from ticcore.validate import check_config_numbers, config_from_dict
 
 from .config import SCHEDULES
 from .data import BufferStream, find_steps, load_eval_sets, train_loader
@@ -76,10 +76,7 @@ class PretrainConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "PretrainConfig":
-        unknown = set(d) - {f.name for f in fields(cls)}
-        if unknown:
-            raise InputError(f"unknown pretrain option(s): {', '.join(sorted(unknown))}")
-        return cls(**d)
+        return config_from_dict(cls, d, "pretrain option(s)")
 
 
 def pretrain(cfg: PretrainConfig, log=print) -> dict:

@@ -14,7 +14,7 @@ import io
 import json
 import math
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +24,7 @@ from PIL import Image
 
 from ticcore.errors import InputError, UserError
 from ticcore.outputs import atomic_file, open_run_dir, write_json
-from ticcore.validate import check_config_numbers
+from ticcore.validate import check_config_numbers, config_from_dict
 from ticcore.steps import StepMap
 
 from ..evaluate import class_embeddings
@@ -99,10 +99,7 @@ class AnytimeConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "AnytimeConfig":
-        unknown = set(d) - {f.name for f in fields(cls)}
-        if unknown:
-            raise InputError(f"unknown config key(s): {', '.join(sorted(unknown))}")
-        return cls(**d)
+        return config_from_dict(cls, d)
 
 
 # ------------------------------------------------------------------ loading
