@@ -6,10 +6,8 @@ import datetime as dt
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import duckdb
@@ -21,6 +19,7 @@ from curation.extract_cli import extract_to_dir
 from curation.manifest import read_manifest
 from curation.timestamp_join import TimestampJoinConfig, main as job_main, parse_args, run
 from ticcore.errors import InputError
+from ticcore.spark_standalone import standalone_cluster
 
 from .conftest import REPO
 
@@ -335,54 +334,18 @@ def test_spark_submit_help_works():
     assert "MANIFEST" in res.stdout and "--previous" in res.stdout
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.mark.slow
 def test_standalone_cluster_gives_the_local_result(full_run, sample_web, tmp_path):
-    """A real Spark standalone master and worker on 127.0.0.1, started with pyspark's own scripts."""
-    from pyspark.find_spark_home import _find_spark_home
-
-    home = _find_spark_home()
-    spark_class = os.path.join(home, "bin", "spark-class")
-    port, web = _free_port(), _free_port()
-    env = {**os.environ, "SPARK_LOCAL_IP": "127.0.0.1", "SPARK_HOME": home}
-    procs = []
-    try:
-        procs.append(subprocess.Popen([spark_class, "org.apache.spark.deploy.master.Master", "--host", "127.0.0.1",
-                                       "--port", str(port), "--webui-port", str(web)], env=env,
-                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-        master = f"spark://127.0.0.1:{port}"
-        deadline = time.time() + 60
-        while time.time() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                time.sleep(0.5)
-        procs.append(subprocess.Popen([spark_class, "org.apache.spark.deploy.worker.Worker", master, "--host",
-                                       "127.0.0.1", "--cores", "2", "--memory", "2g", "--webui-port",
-                                       str(_free_port())], env=env,
-                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+    """A real Spark standalone master and worker on 127.0.0.1 (ticcore.spark_standalone)."""
+    with standalone_cluster(workers=1, cores_per_worker=2, register_s=0) as cluster:
         out = tmp_path / "cluster-out"
-        res = subprocess.run([os.path.join(home, "bin", "spark-submit"), "--master", master,
+        res = subprocess.run([cluster.spark_submit, "--master", cluster.master,
                               "--conf", "spark.sql.session.timeZone=UTC", "--conf", "spark.ui.enabled=false",
                               "--conf", "spark.sql.shuffle.partitions=4",  # the cluster default of 200 is for big inputs
                               "curation/timestamp_join.py", sample_web / "warc.manifest", sample_web / "metadata", out],
-                             capture_output=True, text=True, cwd=REPO, env=env, timeout=600)
+                             capture_output=True, text=True, cwd=REPO, env=cluster.env, timeout=600)
         assert res.returncode == 0, res.stderr[-3000:]
         assert "matched on (url, text)" in res.stdout
         local_out, local_stats = full_run
         assert _first_seen_rows(out) == _first_seen_rows(local_out)
         assert json.loads((out / "stats.json").read_text())["join"] == local_stats["join"]
-    finally:
-        for p in reversed(procs):
-            p.terminate()
-        for p in procs:
-            try:
-                p.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                p.kill()

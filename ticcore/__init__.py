@@ -10,6 +10,7 @@ import it (import-linter contracts in pyproject.toml keep it that way).
     steps      the year -> step (and month -> step) map: one rule, written once into steps.json
     localfs    write-behind files for bulk writers
     sparkio    Spark sessions and atomic output through Hadoop file systems
+    spark_standalone  a Spark standalone cluster on 127.0.0.1, for the cluster test and benchmark
     sqlfiles   named DuckDB queries (sql/*.sql)
     imagenet   the ImageNet-1K class table (wnids, lemmas) from timm's package data
 """
