@@ -27,6 +27,7 @@ cc2dataset's rules to them, or to the `Links` of a WAT record.
 """
 from __future__ import annotations
 
+import functools
 import re
 from urllib.parse import urljoin
 
@@ -125,6 +126,54 @@ def page_base(page_url: str, base_href: str | None) -> str:
 _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:")
 
 
+# A base urljoin splits without surprises: a lower-case http(s) scheme, a plain host (and port), a
+# path of printable ASCII without ';' (urlparse would split params off its last segment), any query
+# and fragment (a relative reference with a path drops both). Groups: scheme://netloc, path.
+_PLAIN_JOIN_BASE = re.compile(r"(https?://[A-Za-z0-9.-]+(?::[0-9]*)?)"
+                              r"(/[!-\"$-:<->@-~]*)?(?:\?[!-\"$-~]*)?(?:#[!-~]*)?")
+# A relative reference with a path that urljoin neither cleans nor re-splits: printable ASCII (urlsplit
+# strips spaces and controls), no ';' in the path, a query and fragment that are not empty (urlunparse
+# drops an empty one). Group 1: the path. (Not "//": that branch is above. No scheme: checked first.)
+_PLAIN_RELATIVE = re.compile(r"([!-\"$-:<->@-~]+)(?:\?[!-\"$-~]+)?(?:#[!-~]+)?")
+
+
+@functools.lru_cache(maxsize=64)
+def _join_base(base: str) -> tuple[str, tuple[str, ...]] | None:
+    """(scheme://netloc, the base path's directory segments) of a plain base without dot segments,
+    as urljoin reads them (`bpath.split('/')` less a last segment that is not a directory); None for any
+    other base (urljoin itself decides). One page's links share a base: cached."""
+    m = _PLAIN_JOIN_BASE.fullmatch(base)
+    if m is None:
+        return None
+    parts = (m.group(2) or "").split("/")
+    if "." in parts or ".." in parts:
+        return None
+    if parts[-1]:
+        del parts[-1]
+    return m.group(1), tuple(parts)
+
+
+def _join_relative(url: str, base: str) -> str | None:
+    """urljoin(base, url) for a scheme-less relative reference with a plain path and no dot segments
+    (CPython 3.11's urljoin: an absolute path replaces the base's; a relative one goes after the
+    base's directory, empty segments between them dropped), without urljoin's two urlparse calls; None
+    where urljoin must decide. Real pages' images are mostly such paths (`perf/bench_wat.py`);
+    tests/test_datacomp_rules.py checks this against urljoin on random references."""
+    m = _PLAIN_RELATIVE.fullmatch(url)
+    if m is None or (joined := _join_base(base)) is None:
+        return None
+    path = m.group(1)
+    segments = path.split("/")
+    if "." in segments or ".." in segments:
+        return None
+    origin, base_dir = joined
+    if path[0] == "/":
+        return origin + url
+    segments = [*base_dir, *segments]
+    segments[1:-1] = [s for s in segments[1:-1] if s]
+    return origin + "/".join(segments) + url[len(path):]
+
+
 def absolute_url(url: str, base: str) -> str | None:
     """cc2dataset's `make_link_absolute`, then its http(s) filter: the URL, or None when dropped."""
     if not url.startswith(_HTTP):
@@ -138,6 +187,8 @@ def absolute_url(url: str, base: str) -> str | None:
             m = _SCHEME.match(url)
             if m and url[:m.end() - 1].lower() not in ("http", "https"):
                 return None
+            if m is None and (joined := _join_relative(url, base)) is not None:
+                return joined
         try:
             url = urljoin(base, url)
         except ValueError:

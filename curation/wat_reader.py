@@ -15,10 +15,17 @@ show the layout). DataComp's CommonPool was read from these by cc2dataset (`rom1
     with an escaped slash): it cannot give a pair and is not parsed (the fast path; most metadata
     records describe requests and crawl metadata, and text without links);
   - `failed.bad_json`: its block is not a JSON object with an `Envelope.WARC-Header-Metadata`
-    object (a body cut short, text that is not UTF-8). JSON is read by orjson, strictly by RFC 8259
+    object (a body cut short, text that is not UTF-8). JSON is read strictly by RFC 8259
     (cc2dataset's simdjson is strict too): `NaN`/`Infinity`, lone surrogate escapes (`\\ud800`)
     and nesting deeper than 1024 are bad JSON (the stdlib's json took the first two and raised
-    on the third); an integer beyond 64 bits is read as a float;
+    on the third); an integer beyond 64 bits is read as a float. Two readers, one result: msgspec
+    reads the parts the rules use into typed structs and skips the rest without building it
+    (`_fast_fields`, about twice as fast on real-sized records); orjson reads any record msgspec
+    rejects or holds in an unusual shape (`_reference_fields`), so bad JSON and odd values are
+    always judged by orjson. One difference is left: a number literal beyond a double's range
+    (`1e400`) in a part the rules do not read does not make the record bad JSON, where orjson (and
+    simdjson) reject it. ia-web-commons writes its values as strings (`Offset` too), so its WATs hold
+    no such literal; `tests/test_wat.py` checks the two readers against each other;
   - `dropped.not_a_response`: it describes a record other than a `response` (request, metadata, ...);
   - `dropped.non_http_payload`: no `HTTP-Response-Metadata`, or a target URI that is not http(s);
   - `dropped.non_html`: no `HTML-Metadata` (ia-web-commons found no HTML page);
@@ -38,6 +45,7 @@ from __future__ import annotations
 import re
 from typing import Iterator
 
+import msgspec
 import orjson
 
 from curation.datacomp_rules import link_rows, page_base
@@ -94,60 +102,153 @@ def iter_metadata(fh, stats: ExtractStats, path_snapshot: str | None) -> Iterato
                 stats[key] += n
 
 
-def record_rows(member: bytes, start: int, snapshot: str | None, stats: ExtractStats) -> list[tuple]:
-    """Rows (page_url, url, text, crawl_time, snapshot, warc_file, warc_offset) of one metadata
-    record whose JSON block, member[start:], holds `IMG@` (counted as a `responses` input by
-    `iter_metadata`), counted in the `responses` and `images` stages."""
+# The parts of a metadata record the rules read, as msgspec structs: msgspec skips every other part
+# (headers, metas, anchors' text: most of a real record) without building it, where orjson builds the
+# whole document as dicts. A value the rules read is a string or missing in every record ia-web-commons
+# writes; anything else there (a number, an object where a string belongs, a list where an object
+# belongs) fails validation, and the record is then read by `_reference_fields`, whose checks decide.
+class _Link(msgspec.Struct):
+    path: str | None = None
+    url: str | None = None
+    alt: str | None = None
+
+
+class _Head(msgspec.Struct):
+    base: str | None = msgspec.field(default=None, name="Base")
+
+
+class _Html(msgspec.Struct):
+    head: _Head | None = msgspec.field(default=None, name="Head")
+    links: list[_Link] | None = msgspec.field(default=None, name="Links")
+
+
+class _Http(msgspec.Struct):
+    html: _Html | None = msgspec.field(default=None, name="HTML-Metadata")
+
+
+class _Payload(msgspec.Struct):
+    http: _Http | None = msgspec.field(default=None, name="HTTP-Response-Metadata")
+
+
+class _WarcHeaders(msgspec.Struct):
+    warc_type: str | None = msgspec.field(default=None, name="WARC-Type")
+    target_uri: str | None = msgspec.field(default=None, name="WARC-Target-URI")
+    date: str | None = msgspec.field(default=None, name="WARC-Date")
+
+
+class _Envelope(msgspec.Struct):
+    headers: _WarcHeaders = msgspec.field(name="WARC-Header-Metadata")
+    payload: _Payload | None = msgspec.field(default=None, name="Payload-Metadata")
+
+
+class _Container(msgspec.Struct):
+    filename: str | None = msgspec.field(default=None, name="Filename")
+    offset: str | None = msgspec.field(default=None, name="Offset")
+
+
+class _Record(msgspec.Struct):
+    envelope: _Envelope = msgspec.field(name="Envelope")
+    container: _Container | None = msgspec.field(default=None, name="Container")
+
+
+_DECODE_RECORD = msgspec.json.Decoder(_Record).decode
+_NO_HTTP, _NO_HTML, _NO_LINKS = "non_http", "non_html", "no_links"
+
+
+def _fast_fields(block: memoryview) -> tuple | None:
+    """`_reference_fields` of a record, read by msgspec; None where msgspec cannot tell it the same way
+    (JSON it rejects, a part of another type than the structs above), and the reference must read it.
+    msgspec does not check the UTF-8 of the strings it skips, so the block's is checked here; it does
+    not range-check the numbers it skips either (see the module docstring)."""
     try:
-        doc = orjson.loads(memoryview(member)[start:])  # (a view: no copy of the block)
+        record = _DECODE_RECORD(block)
+        if not block.obj.isascii():
+            str(block, "utf-8")
+    except (msgspec.DecodeError, msgspec.ValidationError, RecursionError, UnicodeDecodeError):
+        return None
+    envelope, container = record.envelope, record.container
+    headers = envelope.headers
+    if headers.warc_type != "response":
+        return ("not_response",)
+    http = envelope.payload.http if envelope.payload is not None else None
+    html = None if http is None else http.html
+    links = None if html is None else html.links
+    missing = _NO_HTTP if http is None else _NO_HTML if html is None else _NO_LINKS if links is None else None
+    img = None if missing else [(link.url, link.alt) for link in links
+                                if link.path == "IMG@/src" and link.url is not None]
+    head = None if html is None else html.head
+    return ("response", headers.target_uri, headers.date, missing, img, None if head is None else head.base,
+            None if container is None else container.filename, None if container is None else container.offset)
+
+
+def _reference_fields(block: memoryview) -> tuple | None:
+    """The parts of a record the rules read, by orjson (every record msgspec does not read): ("not_response",)
+    or ("response", target URI, capture date, None or why there are no links, the IMG@/src (url, alt)
+    links, Head.Base, Container.Filename, Container.Offset), values as the JSON holds them; None for bad
+    JSON."""
+    try:
+        doc = orjson.loads(block)
         whm = doc["Envelope"]["WARC-Header-Metadata"]
         if type(whm) is not dict:
             raise TypeError
     except (ValueError, KeyError, TypeError):  # orjson.JSONDecodeError (bad UTF-8 too) is a ValueError
-        stats["responses.failed.bad_json"] += 1
-        return []
+        return None
     if whm.get("WARC-Type") != "response":
-        stats["responses.dropped.not_a_response"] += 1
-        return []
+        return ("not_response",)
     payload = doc["Envelope"].get("Payload-Metadata")
     http = payload.get("HTTP-Response-Metadata") if type(payload) is dict else None
-    page_url = whm.get("WARC-Target-URI")
+    html = http.get("HTML-Metadata") if type(http) is dict else None
+    links = html.get("Links") if type(html) is dict else None
+    missing = (_NO_HTTP if type(http) is not dict else _NO_HTML if type(html) is not dict
+               else _NO_LINKS if type(links) is not list else None)
+    img = None if missing else [
+        (url, alt if (alt := link.get("alt")) is None or type(alt) is str else str(alt))
+        for link in links if type(link) is dict and link.get("path") == "IMG@/src" and type(url := link.get("url")) is str]
+    head = html.get("Head") if type(html) is dict else None
+    container = doc.get("Container")
+    container = container if type(container) is dict else {}
+    return ("response", whm.get("WARC-Target-URI"), whm.get("WARC-Date"), missing, img,
+            head.get("Base") if type(head) is dict else None, container.get("Filename"), container.get("Offset"))
+
+
+def record_rows(member: bytes, start: int, snapshot: str | None, stats: ExtractStats) -> list[tuple]:
+    """Rows (page_url, url, text, crawl_time, snapshot, warc_file, warc_offset) of one metadata
+    record whose JSON block, member[start:], holds `IMG@` (counted as a `responses` input by
+    `iter_metadata`), counted in the `responses` and `images` stages."""
+    block = memoryview(member)[start:]  # (a view: no copy of the block)
+    fields = _fast_fields(block) or _reference_fields(block)
+    if fields is None:
+        stats["responses.failed.bad_json"] += 1
+        return []
+    if fields[0] == "not_response":
+        stats["responses.dropped.not_a_response"] += 1
+        return []
+    _, page_url, date, missing, img, base_href, warc_file, offset = fields
     page_url = page_url.strip().strip("<>") if type(page_url) is str else ""
-    if type(http) is not dict or not page_url.lower().startswith(_HTTP):
+    if missing == _NO_HTTP or not page_url.lower().startswith(_HTTP):
         stats["responses.dropped.non_http_payload"] += 1
         return []
-    html = http.get("HTML-Metadata")
-    if type(html) is not dict:
+    if missing == _NO_HTML:
         stats["responses.dropped.non_html"] += 1
         return []
-    links = html.get("Links")
-    if type(links) is not list:
+    if missing == _NO_LINKS:
         stats["responses.dropped.no_links"] += 1
         return []
-    date = whm.get("WARC-Date")
     crawl_time = parse_warc_date(date if type(date) is str else None, stats)
     if crawl_time is None:
         stats["responses.failed.bad_warc_date"] += 1
         return []
     stats["responses.kept"] += 1
-    container = doc.get("Container")
-    container = container if type(container) is dict else {}
-    warc_file = container.get("Filename")
-    warc_file = warc_file if type(warc_file) is str else None
     try:
-        offset = int(container.get("Offset"))
+        offset = int(offset)
     except (TypeError, ValueError):
         offset = None
         stats["info.bad_container_offset"] += 1
-    head = html.get("Head")
-    base_href = head.get("Base") if type(head) is dict else None
     base = page_base(page_url, base_href if type(base_href) is str else None)
     # The IMG@/src links with a string URL (an alt that is not a string is read as its text), through
     # the same rules as a page's links from WARC input.
-    img = [(url, alt if (alt := link.get("alt")) is None or type(alt) is str else str(alt))
-           for link in links if type(link) is dict and link.get("path") == "IMG@/src"
-           and type(url := link.get("url")) is str]
-    return link_rows(img, base, page_url, (crawl_time, snapshot, warc_file, offset), stats)
+    return link_rows(img, base, page_url, (crawl_time, snapshot, warc_file if type(warc_file) is str else None,
+                                           offset), stats)
 
 
 def wat_pages(fh, wat_file: str, stats: ExtractStats) -> Iterator[list[tuple]]:

@@ -10,12 +10,18 @@
 2. WARC extraction with DataComp's rules (the default), with each reader, vs the fastwarc +
    selectolax floor of perf/bench_timestamps.py (response records, one lexbor parse, <img> selected).
    Target: ours >= 0.9x floor. The html5 rules are printed for reference.
-3. Core-hours for one Common Crawl snapshot, projected from the measured rates (assumptions printed).
+3. Both again on real pages (`perf.worlds.real_pages_world`: the 276 HTML pages of the shared real WARC
+   files, ../shared/data/warc, written as a Common Crawl WARC file and its WAT). The sample web's pages
+   are small and image-dense (about 3 kB, 1 anchor, 7-8 images); real ones are larger with far more
+   anchors (median 12 kB, mean 43 kB, mean 208 anchors, 6 images), which moves both floors' per-byte
+   costs and ours differently. Skipped when the shared files are not there.
+4. Core-hours for one Common Crawl snapshot, projected from the measured rates (assumptions printed),
+   from the real pages' rates when measured, else the sample web's.
 
 CPU time is time.process_time; the functions take turns in an order that rotates every round, each
 ratio is taken within one round, and the median over rounds is reported.
 
-    python perf/bench_wat.py --pairs 20000
+    python perf/bench_wat.py --pairs 20000 --real-copies 3
 """
 from __future__ import annotations
 
@@ -32,7 +38,7 @@ import orjson
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from perf.bench_timestamps import floor as warc_floor  # noqa: E402 - fastwarc + selectolax
-from perf.worlds import bench_world  # noqa: E402
+from perf.worlds import SHARED_WARC_DIR, bench_world, real_pages_world  # noqa: E402
 
 ROUNDS = 5
 # Assumptions for the projection, from Common Crawl's published per-crawl statistics (a 2023-2024
@@ -112,6 +118,8 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--pairs", type=int, default=20_000, help="sample-web size")
     p.add_argument("--rounds", type=int, default=ROUNDS)
+    p.add_argument("--real-copies", type=int, default=3, help="copies of each real page in the real-pages world "
+                   "(0: skip it)")
     args = p.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="bench-wat-"))
     try:
@@ -128,6 +136,19 @@ def main() -> None:
                         "ours html5 (reference)": lambda ps: ours(ps, pair_rules="html5"),
                         "floor": warc_floor},
                        "floor", 0.9, args.rounds)
+        if args.real_copies and SHARED_WARC_DIR.is_dir():
+            real = real_pages_world(tmp / "real", args.real_copies)
+            real_wats = [str(real / line) for line in (real / "wat.manifest").read_text().split()]
+            real_warcs = [str(real / line) for line in (real / "warc.manifest").read_text().split()]
+            wat = compare("3a. WAT extraction on real pages", real_wats,
+                          {"ours --input-format wat": lambda ps: ours(ps, input_format="wat"), "floor": wat_floor},
+                          "floor", 0.8, args.rounds)
+            warc = compare("3b. WARC extraction on real pages", real_warcs,
+                           {"ours datacomp": lambda ps: ours(ps),
+                            "ours datacomp --reader fastwarc": lambda ps: ours(ps, reader="fastwarc"),
+                            "ours html5 (reference)": lambda ps: ours(ps, pair_rules="html5"),
+                            "floor": warc_floor},
+                           "floor", 0.9, args.rounds)
         project(wat["ours --input-format wat"], max(warc["ours datacomp"], warc["ours datacomp --reader fastwarc"]))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

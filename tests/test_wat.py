@@ -5,6 +5,7 @@ import collections
 import datetime as dt
 import gzip
 import json
+import random
 from pathlib import Path
 
 import pytest
@@ -209,3 +210,80 @@ def test_tic_extract_reads_wat_files(sample_web, tmp_path, capsys):
     assert extract_main([str(sample_web / "wat.manifest"), str(tmp_path / "h"), "--input-format", "wat",
                          "--pair-rules", "html5"]) == 2
     assert "WAT input takes the datacomp pair rules only" in capsys.readouterr().err
+
+
+def _variants() -> list[bytes]:
+    """Records in every shape the two JSON readers must agree on: odd types at each part the rules
+    read, missing parts, strictness cases, and bytes that are not UTF-8 where nothing reads them."""
+    link = {"path": "IMG@/src", "url": "http://i.example/a.jpg", "alt": "a"}
+    base = json.loads(_doc([link], base="http://static.example/"))
+    odd = [None, True, 7, 2**70, 1.5, "s", [], {}, [1], {"k": "v"}]
+    docs = [base]
+    for path in (("Container",), ("Container", "Offset"), ("Container", "Filename"), ("Envelope",),
+                 ("Envelope", "WARC-Header-Metadata"), ("Envelope", "WARC-Header-Metadata", "WARC-Type"),
+                 ("Envelope", "WARC-Header-Metadata", "WARC-Target-URI"), ("Envelope", "WARC-Header-Metadata", "WARC-Date"),
+                 ("Envelope", "Payload-Metadata"), ("Envelope", "Payload-Metadata", "HTTP-Response-Metadata"),
+                 ("Envelope", "Payload-Metadata", "HTTP-Response-Metadata", "HTML-Metadata"),
+                 ("Envelope", "Payload-Metadata", "HTTP-Response-Metadata", "HTML-Metadata", "Head"),
+                 ("Envelope", "Payload-Metadata", "HTTP-Response-Metadata", "HTML-Metadata", "Head", "Base"),
+                 ("Envelope", "Payload-Metadata", "HTTP-Response-Metadata", "HTML-Metadata", "Links")):
+        for value in [*odd, "<missing>"]:
+            doc = json.loads(json.dumps(base))
+            parent = doc
+            for key in path[:-1]:
+                parent = parent[key]
+            if value == "<missing>":
+                del parent[path[-1]]
+            else:
+                parent[path[-1]] = value
+            docs.append(doc)
+    for key in ("path", "url", "alt"):
+        for value in [*odd, "<missing>"]:
+            doc = json.loads(json.dumps(base))
+            links = doc["Envelope"]["Payload-Metadata"]["HTTP-Response-Metadata"]["HTML-Metadata"]["Links"]
+            links.append(dict(link, **{key: value}) if value != "<missing>" else {k: v for k, v in link.items() if k != key})
+            links.append(value)  # a link that is not an object
+            docs.append(doc)
+    blocks = [json.dumps(d).encode() for d in docs]
+    text = blocks[0]
+    blocks += [text.replace(b'"t"', bad) for bad in (b"NaN", b"Infinity", rb'"\ud800"', rb'"\ud83d\ude00"', b'"\xff"',
+                                                      b'"\xc0\xaf"', b'"\xed\xa0\x80"', b"1e-400", b"-0", b"[1,]", b"01",
+                                                      b"[" * 999 + b"]" * 999, b"[" * 1023 + b"]" * 1023,
+                                                      b"[" * 1024 + b"]" * 1024, b'"a\x01"', b'"\xe6\x97\xa5"')]
+    blocks += [text[:-1] + b', "Container": {"Offset": "9"}}', b"", b"[]", b"{}", text[: len(text) // 2], text + b" x",
+               text + b"\r\n\r\n", text.replace(b'"a.jpg"', b'"\xe6\x97\xa5.jpg"')]
+    return blocks
+
+
+def test_the_fast_json_reading_agrees_with_orjson_or_defers_to_it():
+    """msgspec reads most records (`_fast_fields`); where it returns anything, it must be what orjson's
+    reading gives (`_reference_fields`), on every shape and every strictness case."""
+    from curation.wat_reader import _fast_fields, _reference_fields
+
+    decided = 0
+    for block in _variants():
+        fast, reference = _fast_fields(memoryview(block)), _reference_fields(memoryview(block))
+        assert fast is None or fast == reference, block[:200]
+        decided += fast is not None
+    assert decided > 20  # the fast path reads the usual shapes itself
+
+
+def test_random_damage_is_judged_the_same_by_both_json_readers():
+    from curation.wat_reader import _fast_fields, _reference_fields
+
+    rng = random.Random(0)
+    text = _doc([{"path": "IMG@/src", "url": "http://i.example/a.jpg", "alt": "a \u00e9"}], base="/b/")
+    alphabet = [b"{", b"}", b"[", b"]", b'"', b",", b":", b"\\", b"1", b"-", b"n", b" ", b"\xff", b"\xc3", b"\x00"]
+    for _ in range(3000):
+        block = bytearray(text)
+        for _ in range(rng.randint(1, 3)):
+            i = rng.randrange(len(block))
+            op = rng.random()
+            if op < 0.4:
+                block[i:i + 1] = rng.choice(alphabet)
+            elif op < 0.7:
+                del block[i]
+            else:
+                block[i:i] = rng.choice(alphabet)
+        fast, reference = _fast_fields(memoryview(bytes(block))), _reference_fields(memoryview(bytes(block)))
+        assert fast is None or fast == reference, bytes(block)
