@@ -21,11 +21,12 @@ REAL_PAGES_SNAPSHOT = "CC-MAIN-2020-34"
 
 
 def _html_metadata(body: bytes, content_type: str) -> dict:
-    """The WAT `HTML-Metadata` of one real page, shaped as ia-web-commons writes it (the layout of the
-    real WAT records in `commoncrawl/whirlwind-python` and of a CC-MAIN-2019-22 response record:
-    `Head` with Title, Metas, Scripts, Link and Base; `Links` with every A@/href {url, text} and
-    IMG@/src {url, alt}). The IMG links are DataComp's raw values (`datacomp_rules.img_links`), so the
-    WAT and WARC paths give the same rows; the rest only has to be as large as the real thing."""
+    """The WAT `HTML-Metadata` of one real page, shaped as ia-web-commons writes it
+    (`iipc/webarchive-commons`, `org/archive/resource/html/HTMLMetaData.java`: `Head` with Title, Base,
+    Metas, Link and Scripts; `Links` beside it; every value a string): here every A@/href {text, url}
+    and IMG@/src {url, alt}. The IMG links are DataComp's raw values (`datacomp_rules.img_links`), so
+    the WAT and WARC paths give the same rows; the rest only has to be about as large as the real thing
+    (attribute values are lexbor's, decoded)."""
     from selectolax.lexbor import LexborHTMLParser
 
     from curation.datacomp_rules import img_links
