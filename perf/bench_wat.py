@@ -102,6 +102,22 @@ def compare(label: str, paths: list[str], fns: dict, floor_name: str, target: fl
     return rates
 
 
+def compare_world(name: str, world: Path, sections: tuple[str, str], rounds: int) -> tuple[dict, dict]:
+    """Sections WAT and WARC of the docstring on one world (its wat.manifest and warc.manifest)."""
+    wats = [str(world / line) for line in (world / "wat.manifest").read_text().split()]
+    warcs = [str(world / line) for line in (world / "warc.manifest").read_text().split()]
+    wat = compare(f"{sections[0]}. WAT extraction on the {name}", wats,
+                  {"ours --input-format wat": lambda ps: ours(ps, input_format="wat"), "floor": wat_floor},
+                  "floor", 0.8, rounds)
+    warc = compare(f"{sections[1]}. WARC extraction on the {name}", warcs,
+                   {"ours datacomp": lambda ps: ours(ps),
+                    "ours datacomp --reader fastwarc": lambda ps: ours(ps, reader="fastwarc"),
+                    "ours html5 (reference)": lambda ps: ours(ps, pair_rules="html5"),
+                    "floor": warc_floor},
+                   "floor", 0.9, rounds)
+    return wat, warc
+
+
 def project(wat_rate: float, warc_rate: float) -> None:
     tib = 2**40 / 1e6  # MB per TiB
     print("one Common Crawl snapshot, projected (assumptions: WARC total ~%d TiB gzip, WAT total ~%d TiB gzip, "
@@ -123,32 +139,11 @@ def main() -> None:
     args = p.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="bench-wat-"))
     try:
-        world = bench_world(tmp / "world", args.pairs)
-        wats = [str(world / line) for line in (world / "wat.manifest").read_text().split()]
-        warcs = [str(world / line) for line in (world / "warc.manifest").read_text().split()]
         print(f"JSON parser of the WAT floor: {JSON_NAME}")
-        wat = compare("1. WAT extraction on the sample web", wats,
-                      {"ours --input-format wat": lambda ps: ours(ps, input_format="wat"), "floor": wat_floor},
-                      "floor", 0.8, args.rounds)
-        warc = compare("2. WARC extraction on the sample web", warcs,
-                       {"ours datacomp": lambda ps: ours(ps),
-                        "ours datacomp --reader fastwarc": lambda ps: ours(ps, reader="fastwarc"),
-                        "ours html5 (reference)": lambda ps: ours(ps, pair_rules="html5"),
-                        "floor": warc_floor},
-                       "floor", 0.9, args.rounds)
+        wat, warc = compare_world("sample web", bench_world(tmp / "world", args.pairs), ("1", "2"), args.rounds)
         if args.real_copies and SHARED_WARC_DIR.is_dir():
-            real = real_pages_world(tmp / "real", args.real_copies)
-            real_wats = [str(real / line) for line in (real / "wat.manifest").read_text().split()]
-            real_warcs = [str(real / line) for line in (real / "warc.manifest").read_text().split()]
-            wat = compare("3a. WAT extraction on real pages", real_wats,
-                          {"ours --input-format wat": lambda ps: ours(ps, input_format="wat"), "floor": wat_floor},
-                          "floor", 0.8, args.rounds)
-            warc = compare("3b. WARC extraction on real pages", real_warcs,
-                           {"ours datacomp": lambda ps: ours(ps),
-                            "ours datacomp --reader fastwarc": lambda ps: ours(ps, reader="fastwarc"),
-                            "ours html5 (reference)": lambda ps: ours(ps, pair_rules="html5"),
-                            "floor": warc_floor},
-                           "floor", 0.9, args.rounds)
+            wat, warc = compare_world("real pages", real_pages_world(tmp / "real", args.real_copies), ("3a", "3b"),
+                                      args.rounds)
         project(wat["ours --input-format wat"], max(warc["ours datacomp"], warc["ours datacomp --reader fastwarc"]))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
