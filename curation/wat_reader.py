@@ -25,7 +25,8 @@ show the layout). DataComp's CommonPool was read from these by cc2dataset (`rom1
     always judged by orjson. One difference is left: a number literal beyond a double's range
     (`1e400`) in a part the rules do not read does not make the record bad JSON, where orjson (and
     simdjson) reject it. ia-web-commons writes its values as strings (`HTMLMetaData.java` puts
-    Strings; `Offset` is one too, `Compressed` a boolean), so its WATs hold no such literal; `tests/test_wat.py` checks the two readers against each other;
+    Strings; `Offset` is one too, `Compressed` a boolean), so its WATs hold no such literal;
+    `tests/test_wat.py` checks the two readers against each other;
   - `dropped.not_a_response`: it describes a record other than a `response` (request, metadata, ...);
   - `dropped.non_http_payload`: no `HTTP-Response-Metadata`, or a target URI that is not http(s);
   - `dropped.non_html`: no `HTML-Metadata` (ia-web-commons found no HTML page);
