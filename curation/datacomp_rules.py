@@ -32,7 +32,7 @@ import re
 from urllib.parse import urljoin
 
 # urljoin's shortcuts, shared with the html5 rules (tested against urljoin in both test files)
-from curation.html_images import _PLAIN_ABSOLUTE, _base_scheme
+from curation.html_images import _PLAIN_ABSOLUTE, URL_FRAGMENT_CHARS, URL_PATH_CHARS, URL_QUERY_CHARS, _base_scheme
 
 # Text that htmlparser does not read tags from (comments, script and style bodies), or an <img> or
 # <base> tag whose attributes may hold quoted '>' characters. An <img> whose first two attributes
@@ -129,12 +129,12 @@ _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:")
 # A base urljoin splits without surprises: a lower-case http(s) scheme, a plain host (and port), a
 # path of printable ASCII without ';' (urlparse would split params off its last segment), any query
 # and fragment (a relative reference with a path drops both). Groups: scheme://netloc, path.
-_PLAIN_JOIN_BASE = re.compile(r"(https?://[A-Za-z0-9.-]+(?::[0-9]*)?)"
-                              r"(/[!-\"$-:<->@-~]*)?(?:\?[!-\"$-~]*)?(?:#[!-~]*)?")
+_PLAIN_JOIN_BASE = re.compile(rf"(https?://[A-Za-z0-9.-]+(?::[0-9]*)?)"
+                              rf"(/{URL_PATH_CHARS}*)?(?:\?{URL_QUERY_CHARS}*)?(?:#{URL_FRAGMENT_CHARS}*)?")
 # A relative reference with a path that urljoin neither cleans nor re-splits: printable ASCII (urlsplit
 # strips spaces and controls), no ';' in the path, a query and fragment that are not empty (urlunparse
 # drops an empty one). Group 1: the path. (Not "//": that branch is above. No scheme: checked first.)
-_PLAIN_RELATIVE = re.compile(r"([!-\"$-:<->@-~]+)(?:\?[!-\"$-~]+)?(?:#[!-~]+)?")
+_PLAIN_RELATIVE = re.compile(rf"({URL_PATH_CHARS}+)(?:\?{URL_QUERY_CHARS}+)?(?:#{URL_FRAGMENT_CHARS}+)?")
 
 
 @functools.lru_cache(maxsize=64)

@@ -159,10 +159,13 @@ def pick_src(attrs: dict) -> tuple[str | None, str]:
 # params and drops empty ones) and no empty '?' query or '#' fragment (urlunparse drops those).
 # Anything else takes the full urljoin route; so does every URL on a page whose base urljoin
 # cannot parse. (The classes list the allowed characters so that sre tests each with one lookup.)
-_PLAIN_ABSOLUTE = re.compile(r"https?://[A-Za-z0-9.-]+"
-                             r"(?:/[!-\"$-:<->@-~]*)?"  # path: printable ASCII but # ; ?
-                             r"(?:\?[!-\"$-~]+)?"  # query: but #
-                             r"(?:#[!-~]+)?")  # fragment
+# The character classes of a URL's parts that urljoin passes through untouched: printable ASCII, less
+# '#', ';' and '?' in a path and '#' in a query (datacomp_rules' join shortcut uses them too).
+URL_PATH_CHARS = r"[!-\"$-:<->@-~]"
+URL_QUERY_CHARS = r"[!-\"$-~]"
+URL_FRAGMENT_CHARS = r"[!-~]"
+_PLAIN_ABSOLUTE = re.compile(rf"https?://[A-Za-z0-9.-]+(?:/{URL_PATH_CHARS}*)?"
+                             rf"(?:\?{URL_QUERY_CHARS}+)?(?:#{URL_FRAGMENT_CHARS}+)?")
 
 
 # A base whose scheme is http(s) and whose host part is ASCII without brackets, controls or
