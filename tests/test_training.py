@@ -249,13 +249,17 @@ def test_a_checkpoint_of_another_model_is_refused(shards_dir, tmp_path):
 
 def test_the_shipped_experiment_configs_load_and_differ_only_where_they_say():
     """training/configs/*.yaml are what scripts/experiment.sh runs: each must load as a TrainConfig, and
-    the 4x one is the 1x one at four times the per-step budget over its first four steps."""
+    the 4x one is the 1x one at four times the per-step budget over its first four steps, and the 8x one
+    the 4x one at twice its budget."""
     configs = {p.stem: TrainConfig.from_yaml(str(p), {"data": "d", "out": "o"})
                for p in sorted((REPO / "training" / "configs").glob("*.yaml"))}
-    assert {"sample-world", "sample-world-4x"} <= set(configs)
+    assert {"sample-world", "sample-world-4x", "sample-world-8x"} <= set(configs)
     one, four = configs["sample-world"].to_json(), configs["sample-world-4x"].to_json()
+    eight = configs["sample-world-8x"].to_json()
     assert {k for k in one if one[k] != four[k]} == {"budget_samples", "max_steps"}
     assert four["budget_samples"] / four["max_steps"] == 4 * one["budget_samples"] / 7  # the 7 demo steps
+    assert {k for k in four if four[k] != eight[k]} == {"budget_samples"}
+    assert eight["budget_samples"] == 2 * four["budget_samples"]
 
 
 def test_methods_are_one_table():
